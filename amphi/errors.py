@@ -1,0 +1,116 @@
+"""The domain's typed errors. Each has a stable `code`; the API maps classes to HTTP once."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    code = "error"
+    message = "The request could not be completed."
+
+    def __init__(self, message: str | None = None, **details: object) -> None:
+        super().__init__(message or self.message)
+        self.message = message or self.message
+        self.details = details
+
+
+# -- bad input ---------------------------------------------------------------------------
+class InvalidRequest(DomainError):
+    code = "invalid_request"
+    message = "The request is malformed."
+
+
+class PayloadTooLarge(DomainError):
+    code = "payload_too_large"
+    message = "The request body is too large."
+
+
+class Unauthorized(DomainError):
+    code = "unauthorized"
+    message = "A valid Bearer token is required."
+
+
+class Forbidden(DomainError):
+    code = "forbidden"
+    message = "You may not do this."
+
+
+# -- catalogue --------------------------------------------------------------------------
+class NotFound(DomainError):
+    code = "not_found"
+    message = "Not found."
+
+
+class VenueNotFound(NotFound):
+    code = "venue_not_found"
+    message = "No such venue."
+
+
+class SectionNotFound(NotFound):
+    code = "section_not_found"
+    message = "No such section."
+
+
+class EventDateNotFound(NotFound):
+    code = "event_date_not_found"
+    message = "There is no event on that date."
+
+
+class EventDatePast(DomainError):
+    code = "event_date_past"
+    message = "That event date is over; tickets are no longer on sale."
+
+
+class NotOnSale(DomainError):
+    code = "not_on_sale"
+    message = "This section is not on sale for that date."
+
+
+# -- holds ------------------------------------------------------------------------------
+class SoldOut(DomainError):
+    code = "sold_out"
+    message = "Not enough seats left in this section."
+
+
+class NoAdjacentSeats(DomainError):
+    code = "not_enough_adjacent_seats"
+    message = "Not enough adjacent seats in this section; try a smaller party or another section."
+
+
+class RateLimited(DomainError):
+    code = "rate_limited"
+    message = "Too many hold requests; please wait a moment."
+
+
+class TooManyHolds(DomainError):
+    code = "too_many_holds"
+    message = "You already hold as many seats as allowed; release or buy a hold first."
+
+
+class IdempotencyMismatch(DomainError):
+    code = "idempotency_key_reused"
+    message = "This Idempotency-Key was already used for a different request."
+
+
+class RequestInProgress(DomainError):
+    code = "request_in_progress"
+    message = "A request with this Idempotency-Key is still being processed; retry shortly."
+
+
+class HoldNotFound(NotFound):
+    code = "hold_not_found"
+    message = "Seat hold not found; it may have expired. Please create a new hold."
+
+
+class HoldNotActive(DomainError):
+    code = "hold_not_active"
+    message = "This seat hold is no longer active."
+
+
+class BlockConflict(DomainError):
+    code = "block_conflict"
+    message = "The block in Redis does not match the ledger."
+
+
+class ServiceUnavailable(DomainError):
+    code = "service_unavailable"
+    message = "The service is busy or a dependency is down; please retry."

@@ -1,0 +1,100 @@
+"""One Settings object, read from the environment; every knob has a safe local default."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from typing import Any
+
+DEV_JWT_SECRET = "dev-only-jwt-secret-change-me"
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing, malformed or unsafe for this environment."""
+
+
+def _int(env: dict[str, str], name: str, default: int, *, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
+    if value < minimum:
+        raise SettingsError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    app_env: str = "development"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    rq_redis_url: str = ""  # empty: the same server as redis_url
+    database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/amphi"
+    jwt_secret: str = DEV_JWT_SECRET
+    venue_timezone: str = "America/Los_Angeles"
+    hold_ttl_seconds: int = 600
+    hold_max_quantity: int = 8
+    hold_max_active_per_owner: int = 4
+    hold_rate_limit_per_minute: int = 30
+    sweep_interval_seconds: int = 5
+    catalog_refresh_seconds: int = 30
+    max_body_bytes: int = 16_384
+    redis_max_connections: int = 256
+    log_level: str = "INFO"
+    log_format: str = "json"
+
+    @property
+    def rq_url(self) -> str:
+        return self.rq_redis_url or self.redis_url
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        values: dict[str, Any] = {
+            "app_env": env.get("APP_ENV", cls.app_env),
+            "redis_url": env.get("REDIS_URL") or cls.redis_url,
+            "rq_redis_url": env.get("RQ_REDIS_URL", ""),
+            "database_url": env.get("DATABASE_URL") or cls.database_url,
+            "jwt_secret": env.get("JWT_SECRET") or cls.jwt_secret,
+            "venue_timezone": env.get("VENUE_TIMEZONE") or cls.venue_timezone,
+            "hold_ttl_seconds": _int(env, "HOLD_TTL_SECONDS", cls.hold_ttl_seconds, minimum=1),
+            "hold_max_quantity": _int(env, "HOLD_MAX_QUANTITY", cls.hold_max_quantity, minimum=1),
+            "hold_max_active_per_owner": _int(
+                env, "HOLD_MAX_ACTIVE_PER_OWNER", cls.hold_max_active_per_owner, minimum=1
+            ),
+            "hold_rate_limit_per_minute": _int(
+                env, "HOLD_RATE_LIMIT_PER_MINUTE", cls.hold_rate_limit_per_minute
+            ),
+            "sweep_interval_seconds": _int(
+                env, "SWEEP_INTERVAL_SECONDS", cls.sweep_interval_seconds, minimum=1
+            ),
+            "catalog_refresh_seconds": _int(
+                env, "CATALOG_REFRESH_SECONDS", cls.catalog_refresh_seconds, minimum=1
+            ),
+            "max_body_bytes": _int(env, "MAX_BODY_BYTES", cls.max_body_bytes, minimum=256),
+            "redis_max_connections": _int(
+                env, "REDIS_MAX_CONNECTIONS", cls.redis_max_connections, minimum=4
+            ),
+            "log_level": env.get("LOG_LEVEL", cls.log_level).upper(),
+            "log_format": env.get("LOG_FORMAT", cls.log_format).lower(),
+        }
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.app_env not in ("development", "test", "production"):
+            raise SettingsError("APP_ENV must be development, test or production")
+        if self.app_env == "production" and self.jwt_secret == DEV_JWT_SECRET:
+            raise SettingsError("JWT_SECRET must be set to a real secret in production")
+        if self.hold_max_quantity > 8:
+            raise SettingsError("HOLD_MAX_QUANTITY may not exceed 8")
+        if self.log_format not in ("json", "text"):
+            raise SettingsError("LOG_FORMAT must be json or text")
+
+    def replace(self, **changes: Any) -> Settings:
+        current = {f.name: getattr(self, f.name) for f in fields(self)}
+        current.update(changes)
+        return Settings(**current)

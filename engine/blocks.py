@@ -1,0 +1,87 @@
+"""Synchronous block operations for operator commands and workers: load, sweep, inspect."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from amphi import errors
+from engine import keys, scripts
+from engine.holds import (
+    RECLAIM_LIMIT,
+    TOMBSTONE_MS,
+    BlockCounts,
+    block_keys,
+    parse_block_ref,
+    parse_counts,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class BlockSpec:
+    """What the ledger says a block is; the input of `load_block`."""
+
+    block: keys.BlockKeys
+    kind: str  # "reserved" | "ga"
+    capacity: int
+    rows: int
+    seats_per_row: int
+    price_cents: int
+    active: bool
+
+
+def load_block(client: scripts.Client, spec: BlockSpec, sold: list[int] | int = ()) -> str:
+    """Create the block in Redis (with `sold` seat indices, or a count for GA) or refresh
+    its price and on-sale flag. Returns 'created' or 'refreshed'."""
+    sold_arg = str(sold) if isinstance(sold, int) else ",".join(str(i) for i in sold)
+    reply = scripts.run(
+        client,
+        "load_block",
+        [spec.block.meta, spec.block.seats],
+        [spec.kind, spec.capacity, spec.rows, spec.seats_per_row, spec.price_cents,
+         "1" if spec.active else "0", sold_arg],
+    )
+    outcome = reply[1].decode() if isinstance(reply[1], bytes) else str(reply[1])
+    if int(reply[0]) != 1:
+        raise errors.BlockConflict(f"{spec.block.tag}: {outcome}")
+    client.sadd(keys.blocks_index(), f"{spec.block.event_date.isoformat()}|{spec.block.section}")
+    return outcome
+
+
+def loaded_blocks(client: scripts.Client) -> list[keys.BlockKeys]:
+    return sorted(
+        (parse_block_ref(ref) for ref in client.smembers(keys.blocks_index())),
+        key=lambda b: (b.event_date, b.section),
+    )
+
+
+def counts(client: scripts.Client, block: keys.BlockKeys) -> BlockCounts | None:
+    """Counters after reclaiming expired holds (at most RECLAIM_LIMIT of them)."""
+    reply = scripts.run(client, "availability", block_keys(block), [RECLAIM_LIMIT, TOMBSTONE_MS])
+    return parse_counts(reply)
+
+
+def sweep(client: scripts.Client) -> int:
+    """Reclaim every loaded block's expired holds. Returns the seats given back."""
+    freed_total = 0
+    for block in loaded_blocks(client):
+        while True:
+            reply = scripts.run(
+                client, "availability", block_keys(block), [RECLAIM_LIMIT, TOMBSTONE_MS]
+            )
+            if int(reply[0]) < 0:
+                break
+            freed, left = int(reply[5]), int(reply[6])
+            freed_total += freed
+            if left == 0:
+                break
+    if freed_total:
+        log.info("sweep reclaimed expired holds", extra={"seats_freed": freed_total})
+    return freed_total
+
+
+def seat_map(client: scripts.Client, block: keys.BlockKeys) -> str:
+    raw = client.get(block.seats)
+    return raw.decode() if isinstance(raw, bytes) else (raw or "")

@@ -1,0 +1,313 @@
+"""Where a hold is made, looked up and released: the async hot path over the Lua scripts.
+
+Argument building and reply parsing are plain functions, shared with the synchronous
+callers in `engine/blocks.py` and testable without Redis.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from redis.exceptions import NoScriptError
+
+from amphi import errors
+from engine import keys, scripts
+
+RECLAIM_LIMIT = 200  # expired holds one script call reclaims; keeps each call short
+TOMBSTONE_MS = 3_600_000  # ended holds stay readable (status "expired"/"released") an hour
+
+
+@dataclass(frozen=True, slots=True)
+class BlockCounts:
+    capacity: int
+    held: int
+    sold: int
+    price_cents: int
+    active: bool
+
+    @property
+    def available(self) -> int:
+        return self.capacity - self.held - self.sold
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    hold_id: str
+    event_date: date
+    section: str
+    status: str  # active | released | expired | sold
+    owner: str  # user id, "" for a guest
+    client: str
+    quantity: int
+    price_cents: int
+    seats: list[int] = field(default_factory=list)
+    created_ms: int = 0
+    expires_ms: int = 0
+    ended_ms: int | None = None
+
+    @property
+    def total_cents(self) -> int:
+        return self.quantity * self.price_cents
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """What a check (or a new hold) found: the seats and the price each."""
+
+    quantity: int
+    price_cents: int
+    seats: list[int]
+    expires_ms: int = 0
+
+
+# -- pure argument building and reply parsing ------------------------------------------
+def block_keys(block: keys.BlockKeys) -> list[str]:
+    return [block.meta, block.seats, block.holds, block.records, block.ended]
+
+
+def parse_counts(reply: list[Any]) -> BlockCounts | None:
+    if int(reply[0]) < 0:
+        return None
+    capacity, held, sold, price, active = (int(v) for v in reply[:5])
+    return BlockCounts(capacity, held, sold, price, active == 1)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+_REFUSALS: dict[str, type[errors.DomainError]] = {
+    "no_block": errors.NotOnSale,
+    "not_on_sale": errors.NotOnSale,
+    "sold_out": errors.SoldOut,
+    "no_adjacent": errors.NoAdjacentSeats,
+    "rate_limited": errors.RateLimited,
+    "too_many_holds": errors.TooManyHolds,
+    "idempotency_mismatch": errors.IdempotencyMismatch,
+}
+
+
+def refusal(reason: Any, value: Any = 0) -> errors.DomainError:
+    reason = _text(reason)
+    cls = _REFUSALS[reason]
+    if cls in (errors.RateLimited, errors.TooManyHolds):
+        return cls(retry_after_ms=int(value))
+    if cls in (errors.SoldOut, errors.NoAdjacentSeats):
+        return cls(available=int(value))
+    return cls()
+
+
+def parse_offer(reply: list[Any], quantity: int) -> Offer:
+    """Reply of create_hold: {1|2, expires_ms, price_cents, seat...} or {0, reason, n}."""
+    if int(reply[0]) == 0:
+        raise refusal(reply[1], reply[2])
+    return Offer(quantity, int(reply[2]), [int(v) for v in reply[3:]], int(reply[1]))
+
+
+def parse_record(hold_id: str, block: keys.BlockKeys, raw: Any) -> Hold:
+    rec = json.loads(raw)
+    seats = rec.get("seats") or []
+    return Hold(
+        hold_id=hold_id,
+        event_date=block.event_date,
+        section=block.section,
+        status=rec["status"],
+        owner=rec.get("owner", ""),
+        client=rec.get("client", ""),
+        quantity=int(rec["qty"]),
+        price_cents=int(rec["price_cents"]),
+        seats=[int(s) for s in seats] if isinstance(seats, list) else [],
+        created_ms=int(rec["created_ms"]),
+        expires_ms=int(rec["expires_ms"]),
+        ended_ms=int(rec["ended_ms"]) if rec.get("ended_ms") is not None else None,
+    )
+
+
+def block_ref(block: keys.BlockKeys) -> str:
+    return f"{block.event_date.isoformat()}|{block.section}"
+
+
+def parse_block_ref(raw: Any) -> keys.BlockKeys:
+    day, section = _text(raw).split("|", 1)
+    return keys.BlockKeys(date.fromisoformat(day), section)
+
+
+def fingerprint(block: keys.BlockKeys, quantity: int, allow_split: bool) -> str:
+    return f"{block_ref(block)}|{quantity}|{int(allow_split)}"
+
+
+def owner_keys(client: str, idempotency_key: str | None) -> list[str]:
+    own = keys.OwnerKeys(client)
+    out = [own.rate, own.holds]
+    if idempotency_key:
+        out.append(own.idempotency(idempotency_key))
+    return out
+
+
+# -- the async service ------------------------------------------------------------------
+class HoldEngine:
+    """The hot path. One per API process, built in the lifespan around a shared client."""
+
+    def __init__(
+        self,
+        client: scripts.AsyncClient,
+        *,
+        ttl_seconds: int,
+        max_quantity: int,
+        max_active_per_owner: int,
+        rate_limit_per_minute: int,
+    ) -> None:
+        self.client = client
+        self.ttl_ms = ttl_seconds * 1000
+        self.max_quantity = max_quantity
+        self.max_active = max_active_per_owner
+        self.rate_limit = rate_limit_per_minute
+
+    def _check_quantity(self, quantity: int) -> None:
+        if not 1 <= quantity <= self.max_quantity:
+            raise errors.InvalidRequest(
+                f"quantity must be between 1 and {self.max_quantity}", field="quantity"
+            )
+
+    async def availability(self, blocks: list[keys.BlockKeys]) -> list[BlockCounts | None]:
+        """Counters of several blocks in one round trip (expired holds reclaimed first)."""
+        av = scripts.script("availability")
+        args = [RECLAIM_LIMIT, TOMBSTONE_MS]
+        for attempt in range(2):
+            pipe = self.client.pipeline(transaction=False)
+            for block in blocks:
+                pipe.evalsha(av.sha, 5, *block_keys(block), *args)
+            try:
+                replies = await pipe.execute()
+                break
+            except NoScriptError:
+                if attempt:
+                    raise
+                await scripts.aload_all(self.client)
+        return [parse_counts(r) for r in replies]
+
+    async def check(
+        self, block: keys.BlockKeys, quantity: int, *, allow_split: bool = False
+    ) -> Offer:
+        self._check_quantity(quantity)
+        reply = await scripts.arun(
+            self.client,
+            "create_hold",
+            block_keys(block),
+            ["check", quantity, 0, "", "", int(allow_split), "check", RECLAIM_LIMIT,
+             TOMBSTONE_MS],
+        )
+        return parse_offer(reply, quantity)
+
+    async def create(
+        self,
+        block: keys.BlockKeys,
+        quantity: int,
+        *,
+        owner: str,
+        client: str,
+        idempotency_key: str | None = None,
+        allow_split: bool = False,
+    ) -> Hold:
+        """Hold `quantity` best-available seats for `client`; raises a DomainError if not."""
+        self._check_quantity(quantity)
+        hold_id = str(uuid.uuid4())
+        okeys = owner_keys(client, idempotency_key)
+        admitted = await scripts.arun(
+            self.client,
+            "admit_hold",
+            okeys,
+            [hold_id, self.ttl_ms, self.max_active, self.rate_limit,
+             fingerprint(block, quantity, allow_split)],
+        )
+        if int(admitted[0]) == 0:
+            raise refusal(admitted[1], admitted[2])
+        if int(admitted[0]) == 2:
+            try:
+                return await self.get(_text(admitted[1]))
+            except errors.HoldNotFound:
+                raise errors.RequestInProgress() from None
+
+        try:
+            reply = await self._create_in_block(block, hold_id, quantity, owner, client,
+                                                allow_split)
+            offer = parse_offer(reply, quantity)
+        except BaseException:
+            # Refused or failed: the client's slot and Idempotency-Key are given back.
+            await scripts.arun(self.client, "unadmit_hold", [okeys[1], *okeys[2:]],
+                               [hold_id, 1])
+            raise
+        return Hold(
+            hold_id=hold_id,
+            event_date=block.event_date,
+            section=block.section,
+            status="active",
+            owner=owner,
+            client=client,
+            quantity=quantity,
+            price_cents=offer.price_cents,
+            seats=offer.seats,
+            expires_ms=offer.expires_ms,
+            created_ms=offer.expires_ms - self.ttl_ms,
+        )
+
+    async def _create_in_block(
+        self, block: keys.BlockKeys, hold_id: str, quantity: int, owner: str, client: str,
+        allow_split: bool,
+    ) -> list[Any]:
+        # The id -> block pointer is written first, so a hold is always findable by id.
+        create = scripts.script("create_hold")
+        args = [hold_id, quantity, self.ttl_ms, owner, client, int(allow_split), "hold",
+                RECLAIM_LIMIT, TOMBSTONE_MS]
+        for attempt in range(2):
+            pipe = self.client.pipeline(transaction=False)
+            pipe.set(keys.hold_ref(hold_id), block_ref(block), px=self.ttl_ms + TOMBSTONE_MS)
+            pipe.evalsha(create.sha, 5, *block_keys(block), *args)
+            try:
+                return (await pipe.execute())[1]
+            except NoScriptError:
+                if attempt:
+                    raise
+                await scripts.aload_all(self.client)
+        raise AssertionError("unreachable")
+
+    async def locate(self, hold_id: str) -> keys.BlockKeys:
+        raw = await self.client.get(keys.hold_ref(hold_id))
+        if raw is None:
+            raise errors.HoldNotFound()
+        return parse_block_ref(raw)
+
+    async def get(self, hold_id: str) -> Hold:
+        block = await self.locate(hold_id)
+        raw = await self.client.hget(block.records, hold_id)
+        if raw is None:
+            raise errors.HoldNotFound()
+        return parse_record(hold_id, block, raw)
+
+    async def now_ms(self) -> int:
+        seconds, micros = await self.client.time()
+        return int(seconds) * 1000 + int(micros) // 1000
+
+    async def release(self, hold_id: str, *, requester: str) -> Hold:
+        """Release an active hold. `requester` is the caller's user id ('' for a guest)."""
+        block = await self.locate(hold_id)
+        reply = await scripts.arun(
+            self.client, "release_hold", block_keys(block), [hold_id, requester]
+        )
+        if int(reply[0]) == 0:
+            reason = _text(reply[1])
+            if reason == "not_found":
+                raise errors.HoldNotFound()
+            if reason == "forbidden":
+                raise errors.Forbidden("This hold belongs to another account.")
+            raise errors.HoldNotActive(
+                f"This seat hold is already {_text(reply[2])}.", status=_text(reply[2])
+            )
+        await scripts.arun(
+            self.client, "unadmit_hold", [keys.OwnerKeys(_text(reply[2])).holds], [hold_id, 0]
+        )
+        return await self.get(hold_id)

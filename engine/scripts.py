@@ -1,0 +1,96 @@
+"""Loads the Lua scripts from `lua/` once and runs them by SHA, surviving SCRIPT FLUSH.
+
+A line ``--!include NAME`` in a script is replaced by ``lua/NAME.lua``, so the block
+scripts share one prelude without Lua ever building a key name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import redis
+import redis.asyncio as aredis
+from redis.exceptions import NoScriptError
+
+SCRIPT_NAMES = (
+    "load_block",
+    "availability",
+    "create_hold",
+    "release_hold",
+    "admit_hold",
+    "unadmit_hold",
+)
+
+
+def _read(name: str) -> str:
+    return resources.files("lua").joinpath(f"{name}.lua").read_text(encoding="utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class LuaScript:
+    name: str
+    source: str
+    sha: str
+
+
+def _expand(name: str) -> str:
+    lines = []
+    for line in _read(name).splitlines():
+        if line.startswith("--!include "):
+            lines.append(_read(line.removeprefix("--!include ").strip()))
+        else:
+            lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+@cache
+def script(name: str) -> LuaScript:
+    if name not in SCRIPT_NAMES:
+        raise KeyError(f"unknown script {name!r}")
+    source = _expand(name)
+    return LuaScript(name, source, hashlib.sha1(source.encode()).hexdigest())
+
+
+def all_scripts() -> list[LuaScript]:
+    return [script(name) for name in SCRIPT_NAMES]
+
+
+Client = redis.Redis | redis.RedisCluster
+AsyncClient = aredis.Redis | aredis.RedisCluster
+
+
+def load_all(client: Client) -> None:
+    """SCRIPT LOAD every script (on every primary of a cluster); a broken one fails here."""
+    for s in all_scripts():
+        sha = client.script_load(s.source)
+        if sha != s.sha:
+            raise RuntimeError(f"{s.name}: server computed sha {sha}, expected {s.sha}")
+
+
+async def aload_all(client: AsyncClient) -> None:
+    for s in all_scripts():
+        sha = await client.script_load(s.source)
+        if sha != s.sha:
+            raise RuntimeError(f"{s.name}: server computed sha {sha}, expected {s.sha}")
+
+
+def run(client: Client, name: str, keys: list[str], args: list[Any]) -> Any:
+    s = script(name)
+    try:
+        return client.evalsha(s.sha, len(keys), *keys, *args)
+    except NoScriptError:
+        client.script_load(s.source)
+        return client.evalsha(s.sha, len(keys), *keys, *args)
+
+
+async def arun(client: AsyncClient, name: str, keys: list[str], args: list[Any]) -> Any:
+    s = script(name)
+    try:
+        return await client.evalsha(s.sha, len(keys), *keys, *args)
+    except NoScriptError:
+        await client.script_load(s.source)
+        return await client.evalsha(s.sha, len(keys), *keys, *args)

@@ -1,0 +1,51 @@
+-- lua/_block.lua: shared prelude of the block scripts, inlined by engine/scripts.py where a
+-- script says `--!include _block`. Every block script takes the same five keys:
+-- KEYS[1] {blk}:meta     hash kind, capacity, rows, seats_per_row, price_cents, active, held, sold
+-- KEYS[2] {blk}:seats    string, one byte a seat: '0' free, 'H' held, 'S' sold (reserved only)
+-- KEYS[3] {blk}:holds    zset hold_id -> expires_at_ms, active holds only
+-- KEYS[4] {blk}:records  hash hold_id -> JSON record (active holds and recent tombstones)
+-- KEYS[5] {blk}:ended    zset hold_id -> ended_at_ms, so tombstones can be trimmed
+local META, SEATS, HOLDS, RECORDS, ENDED = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Give a hold's seats back to sale and turn its record into a tombstone.
+local function end_hold(hold_id, rec, status, now)
+  if rec.seats then
+    for _, idx in ipairs(rec.seats) do
+      redis.call('SETRANGE', SEATS, idx, '0')
+    end
+  end
+  redis.call('HINCRBY', META, 'held', -rec.qty)
+  rec.status = status
+  rec.ended_ms = now
+  redis.call('HSET', RECORDS, hold_id, cjson.encode(rec))
+  redis.call('ZREM', HOLDS, hold_id)
+  redis.call('ZADD', ENDED, now, hold_id)
+end
+
+-- Expire at most `limit` holds past their expiry and drop tombstones older than
+-- `tombstone_ms`. Returns the number of seats given back.
+local function reclaim(now, limit, tombstone_ms)
+  local freed = 0
+  local expired = redis.call('ZRANGEBYSCORE', HOLDS, '-inf', now, 'LIMIT', 0, limit)
+  for _, hold_id in ipairs(expired) do
+    local raw = redis.call('HGET', RECORDS, hold_id)
+    if raw then
+      local rec = cjson.decode(raw)
+      end_hold(hold_id, rec, 'expired', now)
+      freed = freed + rec.qty
+    else
+      redis.call('ZREM', HOLDS, hold_id)
+    end
+  end
+  local old = redis.call('ZRANGEBYSCORE', ENDED, '-inf', now - tombstone_ms, 'LIMIT', 0, limit)
+  if #old > 0 then
+    redis.call('HDEL', RECORDS, unpack(old))
+    redis.call('ZREM', ENDED, unpack(old))
+  end
+  return freed
+end

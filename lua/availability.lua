@@ -1,0 +1,14 @@
+-- lua/availability.lua: reclaim a block's expired holds, then report its counters.
+-- The sweeper calls it too, for blocks that no fan touches.
+--!include _block
+-- ARGV[1] reclaim_limit (holds expired per call)  ARGV[2] tombstone_ms
+-- Returns {capacity, held, sold, price_cents, active, freed_seats, expired_left}
+--   | {-1} when the block is not loaded. available = capacity - held - sold.
+local m = redis.call('HMGET', META, 'capacity', 'held', 'sold', 'price_cents', 'active')
+if not m[1] then return {-1} end
+local now = now_ms()
+local limit = tonumber(ARGV[1])
+local freed = reclaim(now, limit, tonumber(ARGV[2]))
+local left = redis.call('ZCOUNT', HOLDS, '-inf', now)
+local c = redis.call('HMGET', META, 'held', 'sold')
+return {tonumber(m[1]), tonumber(c[1]), tonumber(c[2]), tonumber(m[4]), tonumber(m[5]), freed, left}

@@ -1,0 +1,38 @@
+-- lua/load_block.lua: create a seat block in Redis, or refresh its price and on-sale flag.
+-- An existing block keeps its seats, holds and counters: loading twice loses no sale.
+-- KEYS[1] {blk}:meta   KEYS[2] {blk}:seats   (see _block.lua)
+-- ARGV[1] kind ('reserved' | 'ga')  ARGV[2] capacity  ARGV[3] rows  ARGV[4] seats_per_row
+-- ARGV[5] price_cents  ARGV[6] active ('1' | '0')
+-- ARGV[7] sold: reserved, comma-separated seat indices; ga, a count (only used on create)
+-- Returns {1, 'created'} | {1, 'refreshed'} | {0, 'geometry_mismatch'} | {0, 'bad_sold'}
+local META, SEATS = KEYS[1], KEYS[2]
+local kind, capacity, rows, spr = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+
+local current = redis.call('HMGET', META, 'kind', 'capacity', 'rows', 'seats_per_row')
+if current[1] then
+  if current[1] ~= kind or tonumber(current[2]) ~= capacity
+      or tonumber(current[3]) ~= rows or tonumber(current[4]) ~= spr then
+    return {0, 'geometry_mismatch'}
+  end
+  redis.call('HSET', META, 'price_cents', ARGV[5], 'active', ARGV[6])
+  return {1, 'refreshed'}
+end
+
+local sold = 0
+if kind == 'reserved' then
+  local seats = {}
+  for i = 1, capacity do seats[i] = '0' end
+  for idx in string.gmatch(ARGV[7], '%d+') do
+    local i = tonumber(idx) + 1
+    if i > capacity then return {0, 'bad_sold'} end
+    if seats[i] ~= 'S' then sold = sold + 1 end
+    seats[i] = 'S'
+  end
+  redis.call('SET', SEATS, table.concat(seats))
+else
+  sold = tonumber(ARGV[7]) or 0
+  if sold < 0 or sold > capacity then return {0, 'bad_sold'} end
+end
+redis.call('HSET', META, 'kind', kind, 'capacity', capacity, 'rows', rows,
+  'seats_per_row', spr, 'price_cents', ARGV[5], 'active', ARGV[6], 'held', 0, 'sold', sold)
+return {1, 'created'}

@@ -1,0 +1,21 @@
+-- lua/release_hold.lua: end an active hold at its holder's request and free its seats.
+-- A hold already past its expiry is expired instead (as the sweeper would have done).
+--!include _block
+-- ARGV[1] hold_id  ARGV[2] requester (user id, '' for a guest)
+-- Returns {1, qty, client}                 released; client is the owner-limit identity
+--       | {0, 'not_found'}                  no such hold in this block (or long gone)
+--       | {0, 'forbidden'}                  the hold belongs to another user
+--       | {0, 'not_active', status}         already released / expired / sold
+local hold_id, requester = ARGV[1], ARGV[2]
+local raw = redis.call('HGET', RECORDS, hold_id)
+if not raw then return {0, 'not_found'} end
+local rec = cjson.decode(raw)
+if rec.owner ~= '' and rec.owner ~= requester then return {0, 'forbidden'} end
+if rec.status ~= 'active' then return {0, 'not_active', rec.status} end
+local now = now_ms()
+if rec.expires_ms <= now then
+  end_hold(hold_id, rec, 'expired', now)
+  return {0, 'not_active', 'expired'}
+end
+end_hold(hold_id, rec, 'released', now)
+return {1, rec.qty, rec.client}
