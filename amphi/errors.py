@@ -19,6 +19,13 @@ class InvalidRequest(DomainError):
     message = "The request is malformed."
 
 
+class ValidationFailed(DomainError):
+    """Well-formed, but a value is out of range or of the wrong form."""
+
+    code = "validation_error"
+    message = "A field has an invalid value."
+
+
 class PayloadTooLarge(DomainError):
     code = "payload_too_large"
     message = "The request body is too large."

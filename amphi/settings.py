@@ -52,33 +52,34 @@ class Settings:
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
+        d = cls()
         values: dict[str, Any] = {
-            "app_env": env.get("APP_ENV", cls.app_env),
-            "redis_url": env.get("REDIS_URL") or cls.redis_url,
+            "app_env": env.get("APP_ENV", d.app_env),
+            "redis_url": env.get("REDIS_URL") or d.redis_url,
             "rq_redis_url": env.get("RQ_REDIS_URL", ""),
-            "database_url": env.get("DATABASE_URL") or cls.database_url,
-            "jwt_secret": env.get("JWT_SECRET") or cls.jwt_secret,
-            "venue_timezone": env.get("VENUE_TIMEZONE") or cls.venue_timezone,
-            "hold_ttl_seconds": _int(env, "HOLD_TTL_SECONDS", cls.hold_ttl_seconds, minimum=1),
-            "hold_max_quantity": _int(env, "HOLD_MAX_QUANTITY", cls.hold_max_quantity, minimum=1),
+            "database_url": env.get("DATABASE_URL") or d.database_url,
+            "jwt_secret": env.get("JWT_SECRET") or d.jwt_secret,
+            "venue_timezone": env.get("VENUE_TIMEZONE") or d.venue_timezone,
+            "hold_ttl_seconds": _int(env, "HOLD_TTL_SECONDS", d.hold_ttl_seconds, minimum=1),
+            "hold_max_quantity": _int(env, "HOLD_MAX_QUANTITY", d.hold_max_quantity, minimum=1),
             "hold_max_active_per_owner": _int(
-                env, "HOLD_MAX_ACTIVE_PER_OWNER", cls.hold_max_active_per_owner, minimum=1
+                env, "HOLD_MAX_ACTIVE_PER_OWNER", d.hold_max_active_per_owner, minimum=1
             ),
             "hold_rate_limit_per_minute": _int(
-                env, "HOLD_RATE_LIMIT_PER_MINUTE", cls.hold_rate_limit_per_minute
+                env, "HOLD_RATE_LIMIT_PER_MINUTE", d.hold_rate_limit_per_minute
             ),
             "sweep_interval_seconds": _int(
-                env, "SWEEP_INTERVAL_SECONDS", cls.sweep_interval_seconds, minimum=1
+                env, "SWEEP_INTERVAL_SECONDS", d.sweep_interval_seconds, minimum=1
             ),
             "catalog_refresh_seconds": _int(
-                env, "CATALOG_REFRESH_SECONDS", cls.catalog_refresh_seconds, minimum=1
+                env, "CATALOG_REFRESH_SECONDS", d.catalog_refresh_seconds, minimum=1
             ),
-            "max_body_bytes": _int(env, "MAX_BODY_BYTES", cls.max_body_bytes, minimum=256),
+            "max_body_bytes": _int(env, "MAX_BODY_BYTES", d.max_body_bytes, minimum=256),
             "redis_max_connections": _int(
-                env, "REDIS_MAX_CONNECTIONS", cls.redis_max_connections, minimum=4
+                env, "REDIS_MAX_CONNECTIONS", d.redis_max_connections, minimum=4
             ),
-            "log_level": env.get("LOG_LEVEL", cls.log_level).upper(),
-            "log_format": env.get("LOG_FORMAT", cls.log_format).lower(),
+            "log_level": env.get("LOG_LEVEL", d.log_level).upper(),
+            "log_format": env.get("LOG_FORMAT", d.log_format).lower(),
         }
         settings = cls(**values)
         settings.validate()

@@ -91,20 +91,20 @@ _REFUSALS: dict[str, type[errors.DomainError]] = {
 }
 
 
-def refusal(reason: Any, value: Any = 0) -> errors.DomainError:
-    reason = _text(reason)
-    cls = _REFUSALS[reason]
+def refusal(reply: list[Any]) -> errors.DomainError:
+    """The error for a script's refusal reply {0, reason, value[, price_cents]}."""
+    cls = _REFUSALS[_text(reply[1])]
     if cls in (errors.RateLimited, errors.TooManyHolds):
-        return cls(retry_after_ms=int(value))
+        return cls(retry_after_ms=int(reply[2]))
     if cls in (errors.SoldOut, errors.NoAdjacentSeats):
-        return cls(available=int(value))
+        return cls(available=int(reply[2]), price_cents=int(reply[3]))
     return cls()
 
 
 def parse_offer(reply: list[Any], quantity: int) -> Offer:
-    """Reply of create_hold: {1|2, expires_ms, price_cents, seat...} or {0, reason, n}."""
+    """Reply of create_hold: {1|2, expires_ms, price_cents, seat...} or a refusal."""
     if int(reply[0]) == 0:
-        raise refusal(reply[1], reply[2])
+        raise refusal(reply)
     return Offer(quantity, int(reply[2]), [int(v) for v in reply[3:]], int(reply[1]))
 
 
@@ -225,7 +225,7 @@ class HoldEngine:
              fingerprint(block, quantity, allow_split)],
         )
         if int(admitted[0]) == 0:
-            raise refusal(admitted[1], admitted[2])
+            raise refusal(admitted)
         if int(admitted[0]) == 2:
             try:
                 return await self.get(_text(admitted[1]))

@@ -7,14 +7,14 @@
 -- ('hold' | 'check')  ARGV[8] reclaim_limit  ARGV[9] tombstone_ms
 -- Returns {1, expires_at_ms, price_cents, seat_index, ...}   new hold (check: expires 0)
 --       | {2, expires_at_ms, price_cents, seat_index, ...}   hold_id exists (replayed call)
---       | {0, reason, available}  reason: 'no_block' | 'not_on_sale' | 'sold_out'
---                                          | 'no_adjacent'
+--       | {0, reason, available, price_cents}  reason: 'no_block' | 'not_on_sale'
+--                                                     | 'sold_out' | 'no_adjacent'
 -- Seat indices are 0-based offsets into KEYS[2]; GA holds return none.
 local hold_id, qty, ttl_ms = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local m = redis.call('HMGET', META, 'kind', 'capacity', 'rows', 'seats_per_row',
   'price_cents', 'active')
-if not m[1] then return {0, 'no_block', 0} end
-if m[6] ~= '1' then return {0, 'not_on_sale', 0} end
+if not m[1] then return {0, 'no_block', 0, 0} end
+if m[6] ~= '1' then return {0, 'not_on_sale', 0, 0} end
 local kind, capacity, rows, spr = m[1], tonumber(m[2]), tonumber(m[3]), tonumber(m[4])
 local price = tonumber(m[5])
 
@@ -31,7 +31,7 @@ end
 
 local c = redis.call('HMGET', META, 'held', 'sold')
 local available = capacity - tonumber(c[1]) - tonumber(c[2])
-if available < qty then return {0, 'sold_out', available} end
+if available < qty then return {0, 'sold_out', available, price} end
 
 -- Best run of qty adjacent free seats: non-stranding first, then front row, then centre.
 local function pick_adjacent(seats)
@@ -103,7 +103,7 @@ if kind == 'reserved' then
   local seats = redis.call('GET', SEATS)
   picked = pick_adjacent(seats)
   if picked == nil and ARGV[6] == '1' then picked = pick_split(seats) end
-  if picked == nil then return {0, 'no_adjacent', available} end
+  if picked == nil then return {0, 'no_adjacent', available, price} end
 end
 
 local expires = 0

@@ -1,0 +1,201 @@
+"""`amphi`: the one console script for every operator task."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import date
+from typing import Any
+
+from amphi import logs
+from amphi.settings import Settings, SettingsError
+from amphi.venue_time import next_festival_dates, show_day_over
+
+log = logging.getLogger("amphi")
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from amphi.devservices import create_database_if_missing
+    from ledger.migrate import upgrade
+
+    create_database_if_missing(settings.database_url)
+    upgrade(settings.database_url)
+    print("database schema is up to date")
+    return 0
+
+
+def _event_dates(settings: Settings, raw: list[str] | None) -> list[date]:
+    if not raw:
+        return next_festival_dates(settings.venue_timezone)
+    days = []
+    for text in raw:
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            raise SystemExit(f"--event-dates: {text!r} is not a date (YYYY-MM-DD)") from None
+        if show_day_over(day, settings.venue_timezone):
+            raise SystemExit(
+                f"--event-dates: {day} is over in {settings.venue_timezone}; it cannot go on sale"
+            )
+        days.append(day)
+    return days
+
+
+def cmd_setup_venue(settings: Settings, args: argparse.Namespace) -> int:
+    from engine import blocks, scripts
+    from engine.connection import sync_client
+    from ledger.db import session_factory, sync_engine
+    from ledger.inventory import block_specs
+    from ledger.venue_setup import setup_venue
+
+    days = _event_dates(settings, args.event_dates)
+    engine = sync_engine(settings.database_url)
+    try:
+        with session_factory(engine).begin() as session:
+            report = setup_venue(session, days)
+            specs = block_specs(session)
+    finally:
+        engine.dispose()
+    client = sync_client(settings.redis_url)
+    scripts.load_all(client)
+    outcomes = {spec.block.tag: blocks.load_block(client, spec) for spec in specs}
+    created = sum(1 for o in outcomes.values() if o == "created")
+    print(
+        f"venue {'created' if report.venue_created else 'present'}; "
+        f"sections created: {len(report.sections_created)}; "
+        f"event dates created: {', '.join(map(str, report.dates_created)) or 'none'}; "
+        f"seat blocks created: {report.blocks_created}; "
+        f"redis blocks loaded: {created} new, {len(outcomes) - created} refreshed"
+    )
+    return 0
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    uvicorn.run(
+        "api.app:app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+        loop="uvloop",
+        http="httptools",
+    )
+    return 0
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from workers.queues import run_worker
+
+    run_worker(settings, burst=args.burst, with_cron=not args.no_cron)
+    return 0
+
+
+def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
+    """Everything for development: Redis, PostgreSQL, schema, venue, API and worker."""
+    from amphi.devservices import ensure_services
+
+    with ensure_services(
+        settings.redis_url, settings.database_url, state_dir=".embedded/dev"
+    ) as services:
+        for line in services.started:
+            print(f"started {line}")
+        env = {**os.environ, "REDIS_URL": services.redis_url,
+               "DATABASE_URL": services.database_url}
+        settings = settings.replace(redis_url=services.redis_url,
+                                    database_url=services.database_url)
+        cmd_migrate(settings, args)
+        cmd_setup_venue(settings, argparse.Namespace(event_dates=args.event_dates))
+        exe = [sys.executable, "-m", "amphi.cli"]
+        children = [
+            subprocess.Popen([*exe, "serve", "--host", args.host, "--port", str(args.port),
+                              "--workers", str(args.workers)], env=env),
+            subprocess.Popen([*exe, "worker"], env=env),
+        ]
+        print(f"amphi is up: http://{args.host}:{args.port}/api/tickets/amphitheater/venues/"
+              "  (Ctrl-C stops everything)")
+        stopping = False
+
+        def stop(*_: Any) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGTERM, stop)
+        try:
+            while not stopping and all(c.poll() is None for c in children):
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+        for child in children:
+            try:
+                child.wait(10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        failed = [c.args[3] for c in children if c.returncode not in (0, -signal.SIGTERM)]
+        if failed and not stopping:
+            print(f"stopped because a process exited: {', '.join(map(str, failed))}")
+            return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="amphi", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def serve_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--host", default="127.0.0.1")
+        p.add_argument("--port", type=int, default=8000)
+        p.add_argument("--workers", type=int, default=1, help="API processes")
+
+    def date_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--event-dates", nargs="+", metavar="YYYY-MM-DD",
+                       help="show days (default: June 19-21 of the next festival)")
+
+    up = sub.add_parser("up", help="start everything for development (Ctrl-C stops)")
+    serve_options(up)
+    date_options(up)
+    up.set_defaults(func=cmd_up)
+
+    sub.add_parser("migrate", help="create or upgrade the ledger schema").set_defaults(
+        func=cmd_migrate
+    )
+    setup = sub.add_parser("setup-venue", help="create the venue and load its blocks")
+    date_options(setup)
+    setup.set_defaults(func=cmd_setup_venue)
+
+    serve = sub.add_parser("serve", help="run the API under uvicorn")
+    serve_options(serve)
+    serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="run the RQ worker and the hold sweeper")
+    worker.add_argument("--burst", action="store_true", help="exit when the queues are empty")
+    worker.add_argument("--no-cron", action="store_true", help="do not schedule the sweeper")
+    worker.set_defaults(func=cmd_worker)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    logs.configure(settings.log_level, settings.log_format)
+    return args.func(settings, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

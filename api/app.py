@@ -1,0 +1,90 @@
+"""The Starlette application: everything handed to the constructor, clients built in the
+lifespan and kept on app.state."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from amphi import logs
+from amphi.settings import Settings
+from api import holds, venues
+from api.errors import HANDLERS
+from api.middleware import RequestContext
+from engine import scripts
+from engine.connection import async_client
+from engine.holds import HoldEngine
+from ledger.catalog import load_catalog
+from ledger.db import async_engine, async_session_factory
+
+log = logging.getLogger(__name__)
+
+
+async def healthz(request: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
+async def _refresh_catalog(app: Starlette, every: int) -> None:
+    while True:
+        await asyncio.sleep(every)
+        try:
+            async with app.state.sessions() as session:
+                app.state.catalog = await load_catalog(session)
+        except Exception:
+            log.exception("catalog refresh failed; serving the previous catalogue")
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings.from_env()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        redis = async_client(settings.redis_url, max_connections=settings.redis_max_connections)
+        db = async_engine(settings.database_url)
+        refresher = None
+        try:
+            await scripts.aload_all(redis)
+            app.state.sessions = async_session_factory(db)
+            async with app.state.sessions() as session:
+                app.state.catalog = await load_catalog(session)
+            app.state.redis = redis
+            app.state.holds = HoldEngine(
+                redis,
+                ttl_seconds=settings.hold_ttl_seconds,
+                max_quantity=settings.hold_max_quantity,
+                max_active_per_owner=settings.hold_max_active_per_owner,
+                rate_limit_per_minute=settings.hold_rate_limit_per_minute,
+            )
+            refresher = asyncio.create_task(
+                _refresh_catalog(app, settings.catalog_refresh_seconds)
+            )
+            log.info("api ready", extra={"sections": len(app.state.catalog.sections)})
+            yield
+        finally:
+            if refresher:
+                refresher.cancel()
+            await redis.aclose()
+            await db.dispose()
+
+    logs.configure(settings.log_level, settings.log_format)
+    app = Starlette(
+        routes=[Route("/healthz", healthz, methods=["GET"]), *venues.routes, *holds.routes],
+        middleware=[Middleware(RequestContext)],
+        exception_handlers=HANDLERS,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    return app
+
+
+def app_from_env() -> Starlette:
+    """uvicorn factory: `uvicorn --factory api.app:app_from_env`."""
+    return create_app()

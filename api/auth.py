@@ -1,0 +1,64 @@
+"""Bearer JWT (HS256, JWT_SECRET): claims sub, email, exp, optional is_staff."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import jwt
+from starlette.requests import Request
+
+from amphi import errors
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    user_id: str
+    email: str
+    is_staff: bool = False
+
+
+def decode_token(token: str, secret: str) -> Principal:
+    try:
+        claims = jwt.decode(
+            token, secret, algorithms=["HS256"], options={"require": ["sub", "exp"]}
+        )
+    except jwt.ExpiredSignatureError:
+        raise errors.Unauthorized("The token has expired; please sign in again.") from None
+    except jwt.InvalidTokenError:
+        raise errors.Unauthorized("The token is invalid.") from None
+    return Principal(str(claims["sub"]), str(claims.get("email", "")), bool(claims.get("is_staff")))
+
+
+def mint_token(secret: str, *, user_id: str, email: str, is_staff: bool = False,
+               ttl: timedelta = timedelta(hours=12)) -> str:
+    claims = {"sub": user_id, "email": email, "is_staff": is_staff,
+              "exp": datetime.now(UTC) + ttl}
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def optional_principal(request: Request) -> Principal | None:
+    """The caller, if a Bearer token came; a bad token is an error, not a guest."""
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise errors.Unauthorized("Use 'Authorization: Bearer <token>'.")
+    return decode_token(token.strip(), request.app.state.settings.jwt_secret)
+
+
+def required_principal(request: Request) -> Principal:
+    principal = optional_principal(request)
+    if principal is None:
+        raise errors.Unauthorized()
+    return principal
+
+
+def client_identity(request: Request, principal: Principal | None) -> str:
+    """Who the rate limit and the active-hold cap count: the user, else the client address.
+    Behind a proxy, uvicorn's --forwarded-allow-ips makes request.client the real one."""
+    if principal is not None:
+        return f"user:{principal.user_id}"
+    host = request.client.host if request.client else "unknown"
+    return f"guest:{host}"

@@ -1,0 +1,80 @@
+"""Domain errors to HTTP, once: the envelope {"success": false, "error": {code, message}}."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.types import ExceptionHandler
+
+from amphi import errors
+
+log = logging.getLogger(__name__)
+
+STATUS: dict[type[errors.DomainError], int] = {
+    errors.InvalidRequest: 400,
+    errors.Unauthorized: 401,
+    errors.Forbidden: 403,
+    errors.NotFound: 404,
+    errors.RequestInProgress: 409,
+    errors.NotOnSale: 409,
+    errors.SoldOut: 409,
+    errors.NoAdjacentSeats: 409,
+    errors.BlockConflict: 409,
+    errors.EventDatePast: 410,
+    errors.HoldNotActive: 410,
+    errors.PayloadTooLarge: 413,
+    errors.ValidationFailed: 422,
+    errors.IdempotencyMismatch: 422,
+    errors.RateLimited: 429,
+    errors.TooManyHolds: 429,
+    errors.ServiceUnavailable: 503,
+}
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "invalid_request"}
+
+
+def status_of(exc: errors.DomainError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 400
+
+
+def envelope(code: str, message: str, status: int, details: dict | None = None,
+             headers: dict[str, str] | None = None) -> JSONResponse:
+    error: dict = {"code": code, "message": message}
+    if details:
+        error["details"] = details
+    return JSONResponse({"success": False, "error": error}, status_code=status, headers=headers)
+
+
+async def domain_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, errors.DomainError)
+    status = status_of(exc)
+    headers = None
+    retry_ms = exc.details.get("retry_after_ms")
+    if isinstance(retry_ms, int):
+        headers = {"Retry-After": str(max(1, -(-retry_ms // 1000)))}
+    log.info("request refused", extra={"code": exc.code, "status": status})
+    return envelope(exc.code, exc.message, status, exc.details or None, headers)
+
+
+async def http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    return envelope(code, str(exc.detail), exc.status_code, headers=exc.headers)
+
+
+async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error")
+    return envelope("internal_error", "Something went wrong on our side; please retry.", 500)
+
+
+HANDLERS: dict[type[Exception] | int, ExceptionHandler] = {
+    errors.DomainError: domain_error,
+    HTTPException: http_error,
+    Exception: unexpected_error,
+}

@@ -1,0 +1,103 @@
+"""Seat selection endpoints: check availability, create, show and release a hold."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from amphi import errors, logs
+from api import shapes
+from api.auth import client_identity, optional_principal
+from api.inputs import (
+    field_bool,
+    field_date,
+    field_int,
+    field_uuid,
+    idempotency_key,
+    json_body,
+    uuid_value,
+)
+from api.venues import ok
+from engine.holds import HoldEngine
+from engine.keys import BlockKeys
+from ledger.catalog import Catalog, SectionInfo
+
+log = logging.getLogger(__name__)
+
+
+async def _selection(request: Request) -> tuple[SectionInfo, BlockKeys, int, bool]:
+    body = await json_body(request)
+    catalog: Catalog = request.app.state.catalog
+    engine: HoldEngine = request.app.state.holds
+    section_id = field_uuid(body, "section_id")
+    event_date = field_date(body, "event_date")
+    quantity = field_int(body, "quantity", low=1, high=engine.max_quantity)
+    allow_split = field_bool(body, "allow_split")
+    section = catalog.section(section_id)
+    block = catalog.on_sale_block(section, event_date)
+    return section, block, quantity, allow_split
+
+
+async def check_availability(request: Request) -> JSONResponse:
+    section, block, quantity, allow_split = await _selection(request)
+    engine: HoldEngine = request.app.state.holds
+    try:
+        offer = await engine.check(block, quantity, allow_split=allow_split)
+    except (errors.SoldOut, errors.NoAdjacentSeats) as refused:
+        price = int(refused.details["price_cents"])  # type: ignore[call-overload]
+        body = shapes.check_json(section, quantity, None, price, refused.code)
+        body["available_seats"] = refused.details["available"]
+        return ok(body)
+    return ok(shapes.check_json(section, quantity, offer, offer.price_cents))
+
+
+async def create_hold(request: Request) -> JSONResponse:
+    principal = optional_principal(request)
+    key = idempotency_key(request)
+    section, block, quantity, allow_split = await _selection(request)
+    engine: HoldEngine = request.app.state.holds
+    hold = await engine.create(
+        block,
+        quantity,
+        owner=principal.user_id if principal else "",
+        client=client_identity(request, principal),
+        idempotency_key=key,
+        allow_split=allow_split,
+    )
+    logs.bind(hold_id=hold.hold_id)
+    log.info("hold created", extra={"section": section.slug, "event_date": str(block.event_date),
+                                    "quantity": quantity, "seats": hold.seats})
+    return ok(shapes.hold_json(section, hold), status=201)
+
+
+def _hold_id(request: Request) -> str:
+    return str(uuid_value(request.path_params["hold_id"], "hold_id"))
+
+
+async def show_hold(request: Request) -> JSONResponse:
+    engine: HoldEngine = request.app.state.holds
+    hold = await engine.get(_hold_id(request))
+    section = request.app.state.catalog.section_by_slug(hold.section)
+    return ok(shapes.hold_json(section, hold, await engine.now_ms()))
+
+
+async def release_hold(request: Request) -> JSONResponse:
+    principal = optional_principal(request)
+    engine: HoldEngine = request.app.state.holds
+    hold_id = _hold_id(request)
+    logs.bind(hold_id=hold_id)
+    hold = await engine.release(hold_id, requester=principal.user_id if principal else "")
+    log.info("hold released", extra={"quantity": hold.quantity})
+    section = request.app.state.catalog.section_by_slug(hold.section)
+    return ok(shapes.hold_json(section, hold, await engine.now_ms()))
+
+
+routes = [
+    Route("/api/tickets/amphitheater/check-availability/", check_availability, methods=["POST"]),
+    Route("/api/tickets/amphitheater/holds/create/", create_hold, methods=["POST"]),
+    Route("/api/tickets/amphitheater/holds/{hold_id}/", show_hold, methods=["GET"]),
+    Route("/api/tickets/amphitheater/holds/{hold_id}/release/", release_hold, methods=["POST"]),
+]

@@ -1,0 +1,98 @@
+"""Request parsing: size-capped JSON bodies and typed fields, with clear errors."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import date
+from typing import Any
+
+from starlette.requests import Request
+
+from amphi import errors
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    limit = request.app.state.settings.max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise errors.PayloadTooLarge(f"The request body may not exceed {limit} bytes.")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise errors.PayloadTooLarge(f"The request body may not exceed {limit} bytes.")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw.strip():
+        raise errors.InvalidRequest("A JSON body is required.")
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise errors.InvalidRequest("The request body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise errors.InvalidRequest("The request body must be a JSON object.")
+    return body
+
+
+def _required(body: dict[str, Any], name: str) -> Any:
+    if body.get(name) is None:
+        raise errors.InvalidRequest(f"'{name}' is required.", field=name)
+    return body[name]
+
+
+def uuid_value(raw: Any, name: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(raw))
+    except ValueError:
+        raise errors.ValidationFailed(f"'{name}' must be a UUID.", field=name) from None
+
+
+def date_value(raw: Any, name: str) -> date:
+    if not isinstance(raw, str):
+        raise errors.ValidationFailed(f"'{name}' must be a date as YYYY-MM-DD.", field=name)
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise errors.ValidationFailed(
+            f"'{name}' must be a date as YYYY-MM-DD.", field=name
+        ) from None
+
+
+def field_uuid(body: dict[str, Any], name: str) -> uuid.UUID:
+    return uuid_value(_required(body, name), name)
+
+
+def field_date(body: dict[str, Any], name: str) -> date:
+    return date_value(_required(body, name), name)
+
+
+def field_int(body: dict[str, Any], name: str, *, low: int, high: int) -> int:
+    raw = _required(body, name)
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        if isinstance(raw, str) and raw.strip().isdigit():
+            raw = int(raw)
+        else:
+            raise errors.ValidationFailed(f"'{name}' must be a whole number.", field=name)
+    if not low <= raw <= high:
+        raise errors.ValidationFailed(
+            f"'{name}' must be between {low} and {high}.", field=name
+        )
+    return raw
+
+
+def field_bool(body: dict[str, Any], name: str, default: bool = False) -> bool:
+    raw = body.get(name, default)
+    if not isinstance(raw, bool):
+        raise errors.ValidationFailed(f"'{name}' must be true or false.", field=name)
+    return raw
+
+
+def idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    key = key.strip()
+    if not 1 <= len(key) <= 255 or not key.isprintable():
+        raise errors.ValidationFailed("Idempotency-Key must be 1-255 printable characters.")
+    return key

@@ -1,0 +1,93 @@
+"""The JSON shapes of the contract (seed document): money in dollars, seats as {row, seat}."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from engine.geometry import Geometry
+from engine.holds import BlockCounts, Hold, Offer
+from ledger.catalog import EventDateInfo, SectionInfo, VenueInfo
+
+
+def dollars(cents: int) -> float:
+    return round(cents / 100, 2)
+
+
+def iso_ms(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds").replace(
+        "+00:00", "Z"
+    )
+
+
+def seats_json(section: SectionInfo, indices: list[int]) -> list[dict[str, Any]]:
+    if not section.reserved or not indices:
+        return []
+    geometry = Geometry(section.rows or 1, section.seats_per_row or 1)
+    return [geometry.seat(i).as_json() for i in indices]
+
+
+def venue_json(venue: VenueInfo) -> dict[str, Any]:
+    return {"id": str(venue.id), "name": venue.name, "slug": venue.slug,
+            "address": venue.address, "capacity": venue.capacity, "timezone": venue.timezone}
+
+
+def event_date_json(day: EventDateInfo) -> dict[str, Any]:
+    return {"date": day.event_date.isoformat(), "day_name": day.event_date.strftime("%A"),
+            "display": day.event_date.strftime("%B %-d, %Y"), "event_name": day.name,
+            "venue_id": str(day.venue_id)}
+
+
+def section_json(section: SectionInfo, counts: BlockCounts | None) -> dict[str, Any]:
+    price = counts.price_cents if counts else section.price_cents
+    return {
+        "id": str(section.id),
+        "name": section.name,
+        "slug": section.slug,
+        "section_type": section.section_type,
+        "capacity": section.capacity,
+        "price": dollars(price),
+        "available_seats": counts.available if counts and counts.active else 0,
+        "held_seats": counts.held if counts else 0,
+        "sold_seats": counts.sold if counts else 0,
+        "is_on_sale": bool(counts and counts.active),
+        "display_order": section.display_order,
+        "map_color": section.map_color,
+        "map_coordinates": section.map_coordinates,
+    }
+
+
+def check_json(section: SectionInfo, quantity: int, offer: Offer | None, price_cents: int,
+               reason: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "available": offer is not None,
+        "section_id": str(section.id),
+        "section_name": section.name,
+        "quantity": quantity,
+        "price_per_ticket": dollars(price_cents),
+        "total_price": dollars(price_cents * quantity),
+    }
+    if reason:
+        body["reason"] = reason
+    return body
+
+
+def hold_json(section: SectionInfo, hold: Hold, now_ms: int | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "hold_id": hold.hold_id,
+        "status": hold.status,
+        "section_id": str(section.id),
+        "section_name": section.name,
+        "event_date": hold.event_date.isoformat(),
+        "quantity": hold.quantity,
+        "seats": seats_json(section, hold.seats),
+        "price_per_ticket": dollars(hold.price_cents),
+        "total_price": dollars(hold.total_cents),
+        "expires_at": iso_ms(hold.expires_ms),
+    }
+    if now_ms is not None:
+        active = hold.status == "active" and hold.expires_ms > now_ms
+        if hold.status == "active" and not active:
+            body["status"] = "expired"
+        body["time_left_seconds"] = max(0, (hold.expires_ms - now_ms) // 1000) if active else 0
+    return body

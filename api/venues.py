@@ -1,0 +1,53 @@
+"""Venue, section-availability and event-date endpoints (read side)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from amphi import errors
+from api import shapes
+from api.inputs import date_value, uuid_value
+from engine.holds import HoldEngine
+from ledger.catalog import Catalog
+
+
+def ok(data: object, status: int = 200) -> JSONResponse:
+    return JSONResponse({"success": True, "data": data}, status_code=status)
+
+
+async def list_venues(request: Request) -> JSONResponse:
+    catalog: Catalog = request.app.state.catalog
+    return ok([shapes.venue_json(v) for v in catalog.venues.values()])
+
+
+async def list_event_dates(request: Request) -> JSONResponse:
+    catalog: Catalog = request.app.state.catalog
+    return ok([shapes.event_date_json(d) for d in catalog.dates_on_sale()])
+
+
+async def venue_sections(request: Request) -> JSONResponse:
+    catalog: Catalog = request.app.state.catalog
+    engine: HoldEngine = request.app.state.holds
+    venue = catalog.venue(uuid_value(request.path_params["venue_id"], "venue_id"))
+    raw_date = request.query_params.get("event_date")
+    if raw_date:
+        event_date = date_value(raw_date, "event_date")
+    else:
+        upcoming = catalog.dates_on_sale(venue.id)
+        if not upcoming:
+            raise errors.EventDateNotFound("No event date at this venue is on sale.")
+        event_date = upcoming[0].event_date
+    sections = catalog.sections_of(venue.id)
+    blocks = [catalog.on_sale_block(s, event_date) for s in sections]
+    counts = await engine.availability(blocks)
+    return ok([shapes.section_json(s, c) for s, c in zip(sections, counts, strict=True)])
+
+
+routes = [
+    Route("/api/tickets/amphitheater/venues/", list_venues, methods=["GET"]),
+    Route("/api/tickets/amphitheater/venues/{venue_id}/sections/", venue_sections,
+          methods=["GET"]),
+    Route("/api/tickets/amphitheater/event-dates/", list_event_dates, methods=["GET"]),
+]

@@ -1,0 +1,51 @@
+"""What the ledger says each seat block is, in the shape the engine loads into Redis."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, joinedload
+
+from amphi.venue_time import show_day_over
+from engine.blocks import BlockSpec
+from engine.keys import BlockKeys
+from ledger.models import EventDate, SeatBlock, Section, SectionType, Venue
+
+
+def block_specs(session: Session, *, now: datetime | None = None) -> list[BlockSpec]:
+    """Every seat block, with the price and on-sale flag the hot path must apply."""
+    rows = session.execute(
+        select(SeatBlock, EventDate.is_active, Venue.timezone, Venue.is_active)
+        .join(SeatBlock.section)
+        .join(Section.venue)
+        .join(
+            EventDate,
+            (EventDate.venue_id == Venue.id) & (EventDate.event_date == SeatBlock.event_date),
+        )
+        .options(joinedload(SeatBlock.section))
+        .order_by(SeatBlock.event_date, Section.display_order)
+    ).all()
+    specs = []
+    for block, date_active, tz, venue_active in rows:
+        section = block.section
+        reserved = section.section_type == SectionType.RESERVED
+        on_sale = (
+            block.is_active
+            and section.is_active
+            and date_active
+            and venue_active
+            and not show_day_over(block.event_date, tz, now)
+        )
+        specs.append(
+            BlockSpec(
+                block=BlockKeys(block.event_date, section.slug),
+                kind="reserved" if reserved else "ga",
+                capacity=section.capacity,
+                rows=section.rows if reserved else 1,
+                seats_per_row=section.seats_per_row if reserved else section.capacity,
+                price_cents=block.price_cents,
+                active=on_sale,
+            )
+        )
+    return specs

@@ -1,0 +1,66 @@
+"""Shared fixtures: tests use their own Redis database index and their own PostgreSQL
+database, so they never touch what a running `amphi up` holds.
+
+TEST_REDIS_URL (default redis://127.0.0.1:6379/15) and TEST_DATABASE_URL (default
+postgresql+psycopg://postgres@127.0.0.1:5432/amphi_test) override them. When nothing
+answers there, the embedded servers of `amphi.devservices` are started for the session.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import pytest_asyncio  # noqa: F401  (plugin presence check)
+import redis
+import redis.asyncio as aredis
+
+from amphi import devservices
+from amphi.settings import Settings
+from engine import scripts
+
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+TEST_DATABASE_URL = os.environ.get(
+    "TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/amphi_test"
+)
+
+
+@pytest.fixture(scope="session")
+def services() -> Iterator[devservices.Services]:
+    """Redis and PostgreSQL for the whole run: the configured ones, or embedded ones."""
+    with devservices.ensure_services(
+        TEST_REDIS_URL, TEST_DATABASE_URL, state_dir=".embedded/test"
+    ) as found:
+        yield found
+
+
+@pytest.fixture(scope="session")
+def settings(services: devservices.Services) -> Settings:
+    return Settings(
+        app_env="test",
+        redis_url=services.redis_url,
+        database_url=services.database_url,
+        hold_ttl_seconds=600,
+        hold_rate_limit_per_minute=0,
+        log_format="text",
+    )
+
+
+@pytest.fixture
+def redis_client(settings: Settings) -> Iterator[redis.Redis]:
+    """A flushed test database with every script loaded."""
+    client = redis.Redis.from_url(settings.redis_url)
+    client.flushdb()
+    scripts.load_all(client)
+    yield client
+    client.close()
+
+
+@pytest_asyncio.fixture
+async def aredis_client(
+    settings: Settings, redis_client: redis.Redis
+) -> AsyncIterator[aredis.Redis]:
+    client = aredis.Redis.from_url(settings.redis_url)
+    yield client
+    await client.aclose()

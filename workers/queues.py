@@ -1,0 +1,55 @@
+"""Queue names and the worker loop that `amphi worker` runs."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+
+from rq import Queue, Worker
+from rq.cron import CronScheduler
+
+from amphi import logs
+from amphi.settings import Settings
+from engine.connection import sync_client
+from workers.sweep import sweep_expired_holds
+
+DEFAULT = "amphi"
+MAINTENANCE = "amphi-maintenance"
+
+log = logging.getLogger(__name__)
+
+
+def run_cron(settings: Settings) -> None:
+    """RQ's own scheduler: enqueues the sweep every SWEEP_INTERVAL_SECONDS."""
+    logs.configure(settings.log_level, settings.log_format)
+    cron = CronScheduler(connection=sync_client(settings.rq_url), name="amphi-cron")
+    cron.register(
+        sweep_expired_holds,
+        queue_name=MAINTENANCE,
+        interval=settings.sweep_interval_seconds,
+        # A sweep that waited longer than its interval is stale: the next one replaces it.
+        ttl=max(settings.sweep_interval_seconds * 2, 10),
+        result_ttl=60,
+        failure_ttl=3600,
+    )
+    cron.start()
+
+
+def run_worker(settings: Settings, *, burst: bool = False, with_cron: bool = True) -> None:
+    logs.configure(settings.log_level, settings.log_format)
+    connection = sync_client(settings.rq_url)
+    cron = None
+    if with_cron and not burst:
+        cron = multiprocessing.get_context("spawn").Process(
+            target=run_cron, args=(settings,), name="amphi-cron", daemon=True
+        )
+        cron.start()
+    try:
+        queues = [Queue(name, connection=connection) for name in (DEFAULT, MAINTENANCE)]
+        worker = Worker(queues, connection=connection)
+        log.info("worker starting", extra={"queues": [q.name for q in queues]})
+        worker.work(burst=burst, with_scheduler=not burst)
+    finally:
+        if cron is not None:
+            cron.terminate()
+            cron.join(5)
