@@ -12,7 +12,7 @@ import os
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-import pytest_asyncio  # noqa: F401  (plugin presence check)
+import pytest_asyncio
 import redis
 import redis.asyncio as aredis
 
