@@ -1,25 +1,25 @@
 # Front door: `make up` runs amphi (API + worker) on this machine, `make test` runs the
-# tests. Both create .venv and install the project into it first; re-runs skip the
-# install until pyproject.toml changes. Redis and PostgreSQL are used when they answer,
+# tests. Both create .venv and install the project into it first (`make up` only what
+# running needs, `make test` the dev tools too); re-runs skip the install until
+# pyproject.toml changes. Redis and PostgreSQL are used when they answer,
 # otherwise embedded ones are started (amphi/devservices.py).
 
 PYTHON ?= python3
 VENV   := .venv
-STAMP  := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
 ARGS   ?=
 
-.PHONY: up test lint install
+.PHONY: up test lint
 
-up: install
+up: $(RUN_STAMP)
 	exec $(VENV)/bin/amphi up $(ARGS)
 
-test: install
+test: $(DEV_STAMP)
 	$(VENV)/bin/pytest $(ARGS)
 
-lint: install
+lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .
-
-install: $(STAMP)
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
@@ -28,6 +28,10 @@ $(VENV)/bin/python:
 	  exit 1; }
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(VENV)/bin/python
-	$(VENV)/bin/python -m pip install --disable-pip-version-check -e '.[dev]'
+$(RUN_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(VENV)/bin/python -m pip install --disable-pip-version-check -e '.[embedded]'
 	@touch $@
+
+$(DEV_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(VENV)/bin/python -m pip install --disable-pip-version-check -e '.[dev]'
+	@touch $@ $(RUN_STAMP)

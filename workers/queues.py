@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 def run_cron(settings: Settings) -> None:
     """RQ's own scheduler: enqueues the sweep every SWEEP_INTERVAL_SECONDS."""
-    logs.configure(settings.log_level, settings.log_format)
+    _configure_logs(settings)
     cron = CronScheduler(connection=sync_client(settings.rq_url), name="amphi-cron")
     cron.register(
         sweep_expired_holds,
@@ -35,8 +35,16 @@ def run_cron(settings: Settings) -> None:
     cron.start()
 
 
-def run_worker(settings: Settings, *, burst: bool = False, with_cron: bool = True) -> None:
+def _configure_logs(settings: Settings) -> None:
     logs.configure(settings.log_level, settings.log_format)
+    if settings.log_level != "DEBUG":
+        # RQ logs three INFO lines for every sweep, every few seconds; our jobs log their own.
+        for name in ("rq.worker", "rq.cron", "rq.scheduler"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def run_worker(settings: Settings, *, burst: bool = False, with_cron: bool = True) -> None:
+    _configure_logs(settings)
     connection = sync_client(settings.rq_url)
     cron = None
     if with_cron and not burst:
