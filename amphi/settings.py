@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, fields
 from typing import Any
 
-DEV_JWT_SECRET = "dev-only-jwt-secret-change-me"
+DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-before-production"
 
 
 class SettingsError(ValueError):
@@ -88,8 +88,10 @@ class Settings:
     def validate(self) -> None:
         if self.app_env not in ("development", "test", "production"):
             raise SettingsError("APP_ENV must be development, test or production")
-        if self.app_env == "production" and self.jwt_secret == DEV_JWT_SECRET:
-            raise SettingsError("JWT_SECRET must be set to a real secret in production")
+        if self.app_env == "production" and (
+            self.jwt_secret == DEV_JWT_SECRET or len(self.jwt_secret.encode()) < 32
+        ):
+            raise SettingsError("JWT_SECRET must be a real secret of 32+ bytes in production")
         if self.hold_max_quantity > 8:
             raise SettingsError("HOLD_MAX_QUANTITY may not exceed 8")
         if self.log_format not in ("json", "text"):

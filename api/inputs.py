@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from datetime import date
 from typing import Any
@@ -11,11 +12,14 @@ from starlette.requests import Request
 
 from amphi import errors
 
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_SMALL_INT = re.compile(r"[0-9]{1,6}")
+
 
 async def json_body(request: Request) -> dict[str, Any]:
     limit = request.app.state.settings.max_body_bytes
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and (not _SMALL_INT.fullmatch(declared) or int(declared) > limit):
         raise errors.PayloadTooLarge(f"The request body may not exceed {limit} bytes.")
     chunks, size = [], 0
     async for chunk in request.stream():
@@ -28,7 +32,7 @@ async def json_body(request: Request) -> dict[str, Any]:
         raise errors.InvalidRequest("A JSON body is required.")
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise errors.InvalidRequest("The request body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise errors.InvalidRequest("The request body must be a JSON object.")
@@ -49,7 +53,7 @@ def uuid_value(raw: Any, name: str) -> uuid.UUID:
 
 
 def date_value(raw: Any, name: str) -> date:
-    if not isinstance(raw, str):
+    if not isinstance(raw, str) or not _ISO_DATE.fullmatch(raw):
         raise errors.ValidationFailed(f"'{name}' must be a date as YYYY-MM-DD.", field=name)
     try:
         return date.fromisoformat(raw)
@@ -70,8 +74,8 @@ def field_date(body: dict[str, Any], name: str) -> date:
 def field_int(body: dict[str, Any], name: str, *, low: int, high: int) -> int:
     raw = _required(body, name)
     if isinstance(raw, bool) or not isinstance(raw, int):
-        if isinstance(raw, str) and raw.strip().isdigit():
-            raw = int(raw)
+        if isinstance(raw, str) and _SMALL_INT.fullmatch(raw.strip()):
+            raw = int(raw.strip())
         else:
             raise errors.ValidationFailed(f"'{name}' must be a whole number.", field=name)
     if not low <= raw <= high:

@@ -69,13 +69,14 @@ def setup_venue(session: Session, event_dates: list[date]) -> SetupReport:
     session.flush()
 
     all_dates = known_dates | set(event_dates)
-    existing = set(
-        session.execute(
+    existing = {
+        (section_id, day)
+        for section_id, day in session.execute(
             select(SeatBlock.section_id, SeatBlock.event_date)
             .join(Section)
             .where(Section.venue_id == venue.id)
-        ).tuples()
-    )
+        )
+    }
     for section in sections.values():
         for day in sorted(all_dates):
             if (section.id, day) not in existing:
