@@ -150,6 +150,17 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
+    """A development JWT for the API's Bearer auth."""
+    from datetime import timedelta
+
+    from api.auth import mint_token
+
+    print(mint_token(settings.jwt_secret, user_id=args.sub, email=args.email,
+                     is_staff=args.staff, ttl=timedelta(hours=args.hours)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="amphi", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -183,6 +194,13 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--burst", action="store_true", help="exit when the queues are empty")
     worker.add_argument("--no-cron", action="store_true", help="do not schedule the sweeper")
     worker.set_defaults(func=cmd_worker)
+
+    token = sub.add_parser("token", help="print a development JWT (HS256, JWT_SECRET)")
+    token.add_argument("--sub", default="dev-user", help="user id (claim sub)")
+    token.add_argument("--email", default="fan@example.com")
+    token.add_argument("--staff", action="store_true", help="claim is_staff (gate scanning)")
+    token.add_argument("--hours", type=float, default=12, help="lifetime")
+    token.set_defaults(func=cmd_token)
     return parser
 
 

@@ -113,6 +113,21 @@ class HoldNotActive(DomainError):
     message = "This seat hold is no longer active."
 
 
+class OrderNotFound(NotFound):
+    code = "order_not_found"
+    message = "No such order."
+
+
+class PaymentNotCompleted(DomainError):
+    code = "payment_not_completed"
+    message = "The payment has not succeeded (yet); tickets are issued once it does."
+
+
+class CheckoutConflict(DomainError):
+    code = "checkout_conflict"
+    message = "This hold cannot be checked out."
+
+
 class BlockConflict(DomainError):
     code = "block_conflict"
     message = "The block in Redis does not match the ledger."

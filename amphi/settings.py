@@ -44,10 +44,21 @@ class Settings:
     redis_max_connections: int = 256
     log_level: str = "INFO"
     log_format: str = "json"
+    stripe_secret_key: str = ""  # empty: demo mode, no real payments
+    stripe_publishable_key: str = ""
+    stripe_webhook_secret: str = ""
+    stripe_api_base: str = ""  # a Stripe-compatible server (localstripe) for tests
+    smtp_url: str = ""  # empty: confirmation emails go to outbox_dir as .eml files
+    email_from: str = "Pacific Amphitheatre <tickets@pacific-amphitheatre.example>"
+    outbox_dir: str = "outbox"
 
     @property
     def rq_url(self) -> str:
         return self.rq_redis_url or self.redis_url
+
+    @property
+    def demo_mode(self) -> bool:
+        return not self.stripe_secret_key
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -80,6 +91,13 @@ class Settings:
             ),
             "log_level": env.get("LOG_LEVEL", d.log_level).upper(),
             "log_format": env.get("LOG_FORMAT", d.log_format).lower(),
+            "stripe_secret_key": env.get("STRIPE_SECRET_KEY", ""),
+            "stripe_publishable_key": env.get("STRIPE_PUBLISHABLE_KEY", ""),
+            "stripe_webhook_secret": env.get("STRIPE_WEBHOOK_SECRET", ""),
+            "stripe_api_base": env.get("STRIPE_API_BASE", ""),
+            "smtp_url": env.get("SMTP_URL", ""),
+            "email_from": env.get("EMAIL_FROM") or d.email_from,
+            "outbox_dir": env.get("OUTBOX_DIR") or d.outbox_dir,
         }
         settings = cls(**values)
         settings.validate()

@@ -8,6 +8,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+from rq import Queue
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -15,15 +16,17 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from amphi import logs
+from amphi.payments import gateway
 from amphi.settings import Settings
-from api import holds, venues
+from api import holds, payments, tickets, venues
 from api.errors import HANDLERS
 from api.middleware import RequestContext
 from engine import scripts
-from engine.connection import async_client
+from engine.connection import async_client, sync_client
 from engine.holds import HoldEngine
 from ledger.catalog import load_catalog
-from ledger.db import async_engine, async_session_factory
+from ledger.db import async_engine, async_session_factory, session_factory, sync_engine
+from workers import finalize, jobs
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         redis = async_client(settings.redis_url, max_connections=settings.redis_max_connections)
         db = async_engine(settings.database_url)
+        # Finalisation (demo/manual confirm) is the workers' synchronous code, run in threads.
+        sync_redis, sync_db = sync_client(settings.redis_url), sync_engine(settings.database_url)
+        queue = Queue(jobs.DEFAULT, connection=sync_client(settings.rq_url))
         refresher = None
         try:
             await scripts.aload_all(redis)
@@ -63,6 +69,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 max_active_per_owner=settings.hold_max_active_per_owner,
                 rate_limit_per_minute=settings.hold_rate_limit_per_minute,
             )
+            app.state.payments = gateway(settings)
+            app.state.queue = queue
+            app.state.finalize_deps = finalize.Deps(
+                redis=sync_redis,
+                sessions=session_factory(sync_db),
+                payments=app.state.payments,
+                enqueue_email=lambda order_id: jobs.enqueue_email(queue, order_id),
+            )
             refresher = asyncio.create_task(
                 _refresh_catalog(app, settings.catalog_refresh_seconds)
             )
@@ -73,10 +87,19 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 refresher.cancel()
             await redis.aclose()
             await db.dispose()
+            sync_redis.close()
+            queue.connection.close()
+            sync_db.dispose()
 
     logs.configure(settings.log_level, settings.log_format)
     app = Starlette(
-        routes=[Route("/healthz", healthz, methods=["GET"]), *venues.routes, *holds.routes],
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            *venues.routes,
+            *holds.routes,
+            *payments.routes,
+            *tickets.routes,
+        ],
         middleware=[Middleware(RequestContext)],
         exception_handlers=HANDLERS,
         lifespan=lifespan,

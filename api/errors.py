@@ -23,6 +23,8 @@ STATUS: dict[type[errors.DomainError], int] = {
     errors.SoldOut: 409,
     errors.NoAdjacentSeats: 409,
     errors.BlockConflict: 409,
+    errors.CheckoutConflict: 409,
+    errors.PaymentNotCompleted: 409,
     errors.EventDatePast: 410,
     errors.HoldNotActive: 410,
     errors.PayloadTooLarge: 413,

@@ -76,7 +76,7 @@ def parse_counts(reply: list[Any]) -> BlockCounts | None:
     return BlockCounts(capacity, held, sold, price, active == 1)
 
 
-def _text(value: Any) -> str:
+def text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
@@ -93,7 +93,7 @@ _REFUSALS: dict[str, type[errors.DomainError]] = {
 
 def refusal(reply: list[Any]) -> errors.DomainError:
     """The error for a script's refusal reply {0, reason, value[, price_cents]}."""
-    cls = _REFUSALS[_text(reply[1])]
+    cls = _REFUSALS[text(reply[1])]
     if cls in (errors.RateLimited, errors.TooManyHolds):
         return cls(retry_after_ms=int(reply[2]))
     if cls in (errors.SoldOut, errors.NoAdjacentSeats):
@@ -132,7 +132,7 @@ def block_ref(block: keys.BlockKeys) -> str:
 
 
 def parse_block_ref(raw: Any) -> keys.BlockKeys:
-    day, section = _text(raw).split("|", 1)
+    day, section = text(raw).split("|", 1)
     return keys.BlockKeys(date.fromisoformat(day), section)
 
 
@@ -228,7 +228,7 @@ class HoldEngine:
             raise refusal(admitted)
         if int(admitted[0]) == 2:
             try:
-                return await self.get(_text(admitted[1]))
+                return await self.get(text(admitted[1]))
             except errors.HoldNotFound:
                 raise errors.RequestInProgress() from None
 
@@ -296,18 +296,18 @@ class HoldEngine:
         """Release an active hold. `requester` is the caller's user id ('' for a guest)."""
         block = await self.locate(hold_id)
         reply = await scripts.arun(
-            self.client, "release_hold", block_keys(block), [hold_id, requester]
+            self.client, "release_hold", block_keys(block), [hold_id, requester, 0]
         )
         if int(reply[0]) == 0:
-            reason = _text(reply[1])
+            reason = text(reply[1])
             if reason == "not_found":
                 raise errors.HoldNotFound()
             if reason == "forbidden":
                 raise errors.Forbidden("This hold belongs to another account.")
             raise errors.HoldNotActive(
-                f"This seat hold is already {_text(reply[2])}.", status=_text(reply[2])
+                f"This seat hold is already {text(reply[2])}.", status=text(reply[2])
             )
         await scripts.arun(
-            self.client, "unadmit_hold", [keys.OwnerKeys(_text(reply[2])).holds], [hold_id, 0]
+            self.client, "unadmit_hold", [keys.OwnerKeys(text(reply[2])).holds], [hold_id, 0]
         )
         return await self.get(hold_id)

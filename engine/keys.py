@@ -47,6 +47,11 @@ class BlockKeys:
         """zset hold_id -> ended_at_ms, so old tombstones in `records` can be trimmed"""
         return f"{self.tag}:ended"
 
+    @property
+    def sales(self) -> str:
+        """hash order_id -> JSON {mode, seats, qty}: which seats each paid order got"""
+        return f"{self.tag}:sales"
+
 
 @dataclass(frozen=True, slots=True)
 class OwnerKeys:

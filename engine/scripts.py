@@ -23,6 +23,7 @@ SCRIPT_NAMES = (
     "release_hold",
     "admit_hold",
     "unadmit_hold",
+    "sell_hold",
 )
 
 

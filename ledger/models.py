@@ -13,11 +13,13 @@ from sqlalchemy import (
     DateTime,
     Enum,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -155,3 +157,191 @@ class SeatBlock(Base):
 
     def __str__(self) -> str:
         return f"{self.section.name} {self.event_date.isoformat()}"
+
+
+# -- orders, tickets, payments ------------------------------------------------------------
+class OrderStatus(enum.StrEnum):
+    PENDING = "pending"
+    PAID = "paid"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    REFUND_REQUIRED = "refund_required"
+    REFUNDED = "refunded"
+
+
+class TicketKind(enum.StrEnum):
+    AMPHITHEATER = "amphitheater"
+    FESTIVAL_DAY = "festival_day"
+
+
+class TicketStatus(enum.StrEnum):
+    ISSUED = "issued"
+    VOID = "void"
+    REFUNDED = "refunded"
+
+
+def _enum(cls: type[enum.StrEnum], name: str) -> Enum:
+    return Enum(cls, name=name, values_callable=lambda e: [m.value for m in e])
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    __table_args__ = (CheckConstraint("total_cents >= 0", name="total_not_negative"),)
+
+    id: Mapped[uuid.UUID] = _uuid()
+    order_number: Mapped[str] = mapped_column(String(32), unique=True)
+    hold_id: Mapped[uuid.UUID] = mapped_column(unique=True)  # one order per hold
+    user_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    buyer_email: Mapped[str] = mapped_column(String(320), index=True)
+    buyer_first_name: Mapped[str] = mapped_column(String(100), default="")
+    buyer_last_name: Mapped[str] = mapped_column(String(100), default="")
+    section_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sections.id"))
+    event_date: Mapped[date] = mapped_column(Date)
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_price_cents: Mapped[int] = mapped_column(Integer)
+    total_cents: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3), default="usd")
+    status: Mapped[OrderStatus] = mapped_column(
+        _enum(OrderStatus, "order_status"), default=OrderStatus.PENDING, index=True
+    )
+    payment_intent_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    client_secret: Mapped[str | None] = mapped_column(String(255))
+    demo: Mapped[bool] = mapped_column(default=False)
+    failure_reason: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+    paid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    email_sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    section: Mapped[Section] = relationship()
+    lines: Mapped[list[OrderLine]] = relationship(
+        back_populates="order", order_by="OrderLine.line_no", cascade="all, delete-orphan"
+    )
+
+    def __str__(self) -> str:
+        return self.order_number
+
+
+class OrderLine(Base):
+    """One seat (or one general-admission place) of an order."""
+
+    __tablename__ = "order_lines"
+    __table_args__ = (UniqueConstraint("order_id", "line_no"),)
+
+    id: Mapped[uuid.UUID] = _uuid()
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
+    line_no: Mapped[int] = mapped_column(Integer)
+    seat_index: Mapped[int | None] = mapped_column(Integer)
+    row: Mapped[str | None] = mapped_column(String(8))
+    seat: Mapped[int | None] = mapped_column(Integer)
+    price_cents: Mapped[int] = mapped_column(Integer)
+
+    order: Mapped[Order] = relationship(back_populates="lines")
+
+
+class TicketType(Base):
+    __tablename__ = "ticket_types"
+
+    id: Mapped[uuid.UUID] = _uuid()
+    slug: Mapped[str] = mapped_column(String(120), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[TicketKind] = mapped_column(_enum(TicketKind, "ticket_kind"))
+    event_date: Mapped[date] = mapped_column(Date)
+    price_cents: Mapped[int] = mapped_column(Integer, default=0)
+    is_comp: Mapped[bool] = mapped_column(default=False)
+    is_active: Mapped[bool] = mapped_column(default=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Ticket(Base):
+    """The main ticket: what a gate scans. Amphitheatre tickets and comp festival passes."""
+
+    __tablename__ = "tickets"
+
+    id: Mapped[uuid.UUID] = _uuid()
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    kind: Mapped[TicketKind] = mapped_column(_enum(TicketKind, "ticket_kind"))
+    ticket_type_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ticket_types.id"))
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id"), index=True)
+    owner_user_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    owner_email: Mapped[str] = mapped_column(String(320), index=True)
+    event_date: Mapped[date] = mapped_column(Date, index=True)
+    status: Mapped[TicketStatus] = mapped_column(
+        _enum(TicketStatus, "ticket_status"), default=TicketStatus.ISSUED
+    )
+    price_cents: Mapped[int] = mapped_column(Integer)
+    is_comp: Mapped[bool] = mapped_column(default=False)
+    qr_payload: Mapped[str] = mapped_column(String(512))
+    # A comp festival pass names the amphitheatre ticket that granted it: one pass a ticket.
+    granted_by_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("tickets.id"), unique=True
+    )
+    ticket_metadata: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, default=dict)
+    created_at: Mapped[datetime] = _created()
+
+    ticket_type: Mapped[TicketType] = relationship()
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class AmphitheaterTicket(Base):
+    """A seat sold for one event date: the ledger's truth of what is sold."""
+
+    __tablename__ = "amphitheater_tickets"
+    __table_args__ = (
+        UniqueConstraint("order_id", "line_no"),
+        # One ticket per reserved seat per date, whatever the engine does (pretix's lesson).
+        Index(
+            "uq_amphitheater_tickets_live_seat",
+            "event_date",
+            "section_id",
+            "seat_index",
+            unique=True,
+            postgresql_where=text("seat_index IS NOT NULL AND status = 'issued'"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = _uuid()
+    ticket_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tickets.id"), unique=True)
+    festival_day_ticket_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("tickets.id"), unique=True
+    )
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id"), index=True)
+    line_no: Mapped[int] = mapped_column(Integer)
+    event_date: Mapped[date] = mapped_column(Date)
+    section_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sections.id"))
+    seat_index: Mapped[int | None] = mapped_column(Integer)
+    row: Mapped[str | None] = mapped_column(String(8))
+    seat: Mapped[int | None] = mapped_column(Integer)
+    price_paid_cents: Mapped[int] = mapped_column(Integer)
+    status: Mapped[TicketStatus] = mapped_column(
+        _enum(TicketStatus, "ticket_status"), default=TicketStatus.ISSUED
+    )
+    includes_festival_access: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = _created()
+
+    ticket: Mapped[Ticket] = relationship(foreign_keys=[ticket_id])
+    festival_day_ticket: Mapped[Ticket | None] = relationship(
+        foreign_keys=[festival_day_ticket_id]
+    )
+    section: Mapped[Section] = relationship()
+    order: Mapped[Order] = relationship()
+
+
+class StripeEvent(Base):
+    """Each processed Stripe event once: duplicate deliveries find their id here."""
+
+    __tablename__ = "stripe_events"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    event_type: Mapped[str] = mapped_column(String(100))
+    payment_intent_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    order_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("orders.id"))
+    processed_at: Mapped[datetime] = _created()

@@ -12,13 +12,24 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- Give a hold's seats back to sale and turn its record into a tombstone.
-local function end_hold(hold_id, rec, status, now)
-  if rec.seats then
-    for _, idx in ipairs(rec.seats) do
-      redis.call('SETRANGE', SEATS, idx, '0')
+-- Write `state` ('0', 'H' or 'S') on the given seat indices (sorted ascending), one
+-- SETRANGE per run of adjacent seats.
+local function set_seats(indices, state)
+  local n = #indices
+  local start, len = indices[1], 1
+  for i = 2, n + 1 do
+    if i <= n and indices[i] == indices[i - 1] + 1 then
+      len = len + 1
+    else
+      redis.call('SETRANGE', SEATS, start, string.rep(state, len))
+      if i <= n then start, len = indices[i], 1 end
     end
   end
+end
+
+-- Give a hold's seats back to sale and turn its record into a tombstone.
+local function end_hold(hold_id, rec, status, now)
+  if rec.seats and #rec.seats > 0 then set_seats(rec.seats, '0') end
   redis.call('HINCRBY', META, 'held', -rec.qty)
   rec.status = status
   rec.ended_ms = now

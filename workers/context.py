@@ -6,10 +6,14 @@ from __future__ import annotations
 from functools import cache
 
 import redis
+from rq import Queue
+from sqlalchemy.orm import sessionmaker
 
+from amphi.payments import PaymentGateway, gateway
 from amphi.settings import Settings
 from engine import scripts
 from engine.connection import sync_client
+from ledger.db import session_factory, sync_engine
 
 
 @cache
@@ -27,3 +31,17 @@ def hold_redis() -> redis.Redis:
 @cache
 def queue_redis() -> redis.Redis:
     return sync_client(settings().rq_url)
+
+
+@cache
+def sessions() -> sessionmaker:
+    return session_factory(sync_engine(settings().database_url))
+
+
+@cache
+def payments() -> PaymentGateway:
+    return gateway(settings())
+
+
+def queue(name: str) -> Queue:
+    return Queue(name, connection=queue_redis())

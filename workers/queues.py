@@ -11,10 +11,8 @@ from rq.cron import CronScheduler
 from amphi import logs
 from amphi.settings import Settings
 from engine.connection import sync_client
+from workers.jobs import DEFAULT, MAINTENANCE
 from workers.sweep import sweep_expired_holds
-
-DEFAULT = "amphi"
-MAINTENANCE = "amphi-maintenance"
 
 log = logging.getLogger(__name__)
 

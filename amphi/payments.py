@@ -1,0 +1,97 @@
+"""Payments: Stripe PaymentIntents, or demo mode when no STRIPE_SECRET_KEY is set."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import stripe
+
+from amphi import errors
+from amphi.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    id: str
+    client_secret: str
+    status: str  # Stripe's: requires_payment_method, processing, succeeded, canceled, ...
+    amount: int
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+class PaymentGateway(Protocol):
+    demo: bool
+
+    def create_intent(self, *, order_id: str, hold_id: str, order_number: str,
+                      amount_cents: int, email: str) -> Intent: ...
+
+    def retrieve(self, intent_id: str) -> Intent: ...
+
+    def refund(self, intent_id: str, *, order_id: str) -> str: ...
+
+
+class DemoGateway:
+    """No money moves: the demo confirm endpoint stands in for the card payment."""
+
+    demo = True
+
+    def create_intent(self, *, order_id: str, hold_id: str, order_number: str,
+                      amount_cents: int, email: str) -> Intent:
+        intent_id = f"demo_pi_{order_id.replace('-', '')}"
+        return Intent(intent_id, f"{intent_id}_secret_demo", "requires_payment_method",
+                      amount_cents, {"amphitheater": "true", "order_id": order_id,
+                                     "hold_id": hold_id})
+
+    def retrieve(self, intent_id: str) -> Intent:
+        raise errors.InvalidRequest("Demo mode has no payment intents to look up.")
+
+    def refund(self, intent_id: str, *, order_id: str) -> str:
+        return "demo"
+
+
+def _intent(pi: stripe.PaymentIntent) -> Intent:
+    return Intent(pi.id, pi.client_secret or "", pi.status, pi.amount, dict(pi.metadata or {}))
+
+
+class StripeGateway:
+    demo = False
+
+    def __init__(self, settings: Settings) -> None:
+        base = {"api": settings.stripe_api_base} if settings.stripe_api_base else None
+        self.client = stripe.StripeClient(
+            settings.stripe_secret_key, base_addresses=base, max_network_retries=2
+        )
+
+    def create_intent(self, *, order_id: str, hold_id: str, order_number: str,
+                      amount_cents: int, email: str) -> Intent:
+        pi = self.client.v1.payment_intents.create(
+            params={
+                "amount": amount_cents,
+                "currency": "usd",
+                "receipt_email": email,
+                "description": f"Pacific Amphitheatre {order_number}",
+                "metadata": {"amphitheater": "true", "order_id": order_id,
+                             "hold_id": hold_id, "order_number": order_number},
+            },
+            # Stripe replays the same intent for a retried create of the same order.
+            options={"idempotency_key": f"amphi-order-{order_id}"},
+        )
+        return _intent(pi)
+
+    def retrieve(self, intent_id: str) -> Intent:
+        return _intent(self.client.v1.payment_intents.retrieve(intent_id))
+
+    def refund(self, intent_id: str, *, order_id: str) -> str:
+        refund = self.client.v1.refunds.create(
+            params={"payment_intent": intent_id, "metadata": {"order_id": order_id}},
+            options={"idempotency_key": f"amphi-refund-{order_id}"},
+        )
+        return refund.id
+
+
+def gateway(settings: Settings) -> PaymentGateway:
+    return DemoGateway() if settings.demo_mode else StripeGateway(settings)

@@ -1,0 +1,201 @@
+"""Checkout, payment confirmation (demo or manual recovery) and the Stripe webhook."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+import stripe
+from sqlalchemy.exc import IntegrityError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from amphi import errors, logs
+from amphi.payments import PaymentGateway
+from api import shapes
+from api.auth import Principal, optional_principal
+from api.inputs import field_uuid, json_body
+from api.venues import ok
+from engine.geometry import Geometry
+from engine.holds import HoldEngine
+from ledger.models import Order, OrderStatus
+from ledger.orders import Buyer, LineSpec, create_order, order_for_hold
+from workers import finalize, jobs
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_MAX_BYTES = 1_048_576
+FAILED_EVENTS = {
+    "payment_intent.payment_failed": "The payment failed.",
+    "payment_intent.canceled": "The payment was canceled.",
+}
+
+
+def _buyer(body: dict[str, Any], principal: Principal | None) -> Buyer:
+    billing = body.get("billing_details") or {}
+    if not isinstance(billing, dict):
+        raise errors.InvalidRequest("'billing_details' must be an object.", field="billing_details")
+    email = billing.get("email") or (principal.email if principal else "")
+    if not isinstance(email, str) or "@" not in email or len(email) > 320:
+        raise errors.ValidationFailed("'billing_details.email' must be an email address.",
+                                      field="billing_details.email")
+    names = []
+    for key in ("firstName", "lastName"):
+        value = billing.get(key, "")
+        if not isinstance(value, str) or len(value) > 100:
+            raise errors.ValidationFailed(f"'billing_details.{key}' must be text of at most "
+                                          "100 characters.", field=f"billing_details.{key}")
+        names.append(value.strip())
+    return Buyer(email.strip(), names[0], names[1], principal.user_id if principal else None)
+
+
+def _checkout_json(order: Order, payments: PaymentGateway) -> dict[str, Any]:
+    return {
+        "order_id": str(order.id),
+        "order_number": order.order_number,
+        "status": order.status.value.upper(),
+        "total": shapes.dollars(order.total_cents),
+        "currency": order.currency,
+        "client_secret": order.client_secret,
+        "demo_mode": payments.demo,
+    }
+
+
+def _check_owner(owner: str | None, principal: Principal | None, what: str) -> None:
+    if owner and (principal is None or principal.user_id != owner):
+        raise errors.Forbidden(f"This {what} belongs to another account.")
+
+
+async def checkout(request: Request) -> JSONResponse:
+    principal = optional_principal(request)
+    body = await json_body(request)
+    hold_id = field_uuid(body, "hold_id")
+    buyer = _buyer(body, principal)
+    state = request.app.state
+    engine: HoldEngine = state.holds
+    logs.bind(hold_id=str(hold_id))
+    hold = await engine.get(str(hold_id))
+    _check_owner(hold.owner, principal, "hold")
+
+    async with state.sessions() as session:
+        order = await session.run_sync(order_for_hold, hold_id)
+        if order is None:
+            if hold.status != "active" or hold.expires_ms <= await engine.now_ms():
+                raise errors.HoldNotActive("This seat hold has expired; please choose seats again.")
+            section = state.catalog.section_by_slug(hold.section)
+            geometry = Geometry(section.rows or 1, section.seats_per_row or 1)
+            lines = ([LineSpec(i, geometry.seat(i).row, geometry.seat(i).seat) for i in hold.seats]
+                     if section.reserved else [LineSpec(None, None, None)] * hold.quantity)
+            try:
+                order = await session.run_sync(
+                    lambda s: create_order(s, hold_id=hold_id, buyer=buyer, section_id=section.id,
+                                           event_date=hold.event_date,
+                                           unit_price_cents=hold.price_cents, lines=lines))
+                await session.commit()
+                log.info("order created", extra={"order_id": str(order.id),
+                                                 "order_number": order.order_number})
+            except IntegrityError:  # a concurrent checkout of the same hold won
+                await session.rollback()
+                order = await session.run_sync(order_for_hold, hold_id)
+                assert order is not None
+        logs.bind(order_id=str(order.id))
+        if order.status in (OrderStatus.FAILED, OrderStatus.EXPIRED):
+            raise errors.CheckoutConflict("This hold's order failed; please choose seats again.")
+        if order.payment_intent_id is None and order.status == OrderStatus.PENDING:
+            payments: PaymentGateway = state.payments
+            intent = await run_in_threadpool(
+                payments.create_intent, order_id=str(order.id), hold_id=str(hold_id),
+                order_number=order.order_number, amount_cents=order.total_cents,
+                email=order.buyer_email)
+            order.payment_intent_id, order.client_secret = intent.id, intent.client_secret
+            order.demo = payments.demo
+            await session.commit()
+        return ok(_checkout_json(order, state.payments))
+
+
+CONFIRM_MESSAGES = {
+    OrderStatus.COMPLETED: "Amphitheater tickets issued successfully",
+    OrderStatus.REFUND_REQUIRED: "The seats were gone when the payment arrived; the order will be "
+                                 "refunded.",
+    OrderStatus.REFUNDED: "The seats were gone when the payment arrived; the payment was "
+                          "refunded.",
+}
+
+
+async def confirm(request: Request) -> JSONResponse:
+    principal = optional_principal(request)
+    body = await json_body(request)
+    order_id = field_uuid(body, "order_id")
+    state = request.app.state
+    logs.bind(order_id=str(order_id))
+    async with state.sessions() as session:
+        order = await session.get(Order, order_id)
+        if order is None:
+            raise errors.OrderNotFound()
+        _check_owner(order.user_id, principal, "order")
+        intent_id, number = order.payment_intent_id, order.order_number
+    if intent_id is None:
+        raise errors.CheckoutConflict("This order has no payment yet; check out first.")
+    payments: PaymentGateway = state.payments
+    if not payments.demo:
+        intent = await run_in_threadpool(payments.retrieve, intent_id)
+        if intent.status != "succeeded":
+            raise errors.PaymentNotCompleted(status=intent.status)
+    status = await run_in_threadpool(finalize.finalize_order, state.finalize_deps, order_id)
+    if status not in CONFIRM_MESSAGES:
+        raise errors.CheckoutConflict(f"This order is {status.value}; it cannot be confirmed.")
+    return ok({"order_number": number, "status": status.value.upper(),
+               "message": CONFIRM_MESSAGES[status]})
+
+
+async def stripe_webhook(request: Request) -> JSONResponse:
+    settings = request.app.state.settings
+    if not settings.stripe_webhook_secret:
+        raise errors.InvalidRequest("Stripe webhooks are not configured (STRIPE_WEBHOOK_SECRET).")
+    payload = await request.body()
+    if len(payload) > WEBHOOK_MAX_BYTES:
+        raise errors.PayloadTooLarge()
+    try:
+        event = stripe.Webhook.construct_event(
+            payload, request.headers.get("stripe-signature"), settings.stripe_webhook_secret
+        )
+    except (ValueError, stripe.SignatureVerificationError):
+        raise errors.InvalidRequest("The Stripe signature is missing or invalid.") from None
+    etype = event["type"]
+    handled = etype == "payment_intent.succeeded" or etype in FAILED_EVENTS
+    intent = event["data"]["object"] if handled else None
+    metadata = (intent.get("metadata") or {}) if intent else {}
+    if not handled or metadata.get("amphitheater") != "true":
+        return ok({"received": True, "handled": False})
+    try:
+        order_id = uuid.UUID(str(metadata.get("order_id")))
+    except ValueError:
+        raise errors.InvalidRequest("The payment intent names no order.") from None
+    logs.bind(order_id=str(order_id), stripe_event=event["id"])
+    async with request.app.state.sessions() as session:
+        order = await session.get(Order, order_id)
+    if order is None or order.payment_intent_id != intent["id"]:
+        log.warning("webhook for an unknown order or intent", extra={"intent": intent["id"]})
+        return ok({"received": True, "handled": False})
+    queue = request.app.state.queue
+    try:
+        if etype == "payment_intent.succeeded":
+            await run_in_threadpool(jobs.enqueue_finalize, queue, order_id, event["id"], etype)
+        else:
+            await run_in_threadpool(jobs.enqueue_fail, queue, order_id, event["id"], etype,
+                                    FAILED_EVENTS[etype])
+    except Exception as exc:  # Stripe retries on an error status; nothing was recorded
+        log.exception("could not enqueue webhook work")
+        raise errors.ServiceUnavailable() from exc
+    log.info("webhook accepted", extra={"event_type": etype})
+    return ok({"received": True, "handled": True})
+
+
+routes = [
+    Route("/api/payments/amphitheater/checkout/", checkout, methods=["POST"]),
+    Route("/api/payments/amphitheater/confirm/", confirm, methods=["POST"]),
+    Route("/api/payments/webhook/stripe/", stripe_webhook, methods=["POST"]),
+]

@@ -1,0 +1,77 @@
+-- lua/sell_hold.lua: turn a paid order's hold into sold seats, exactly once per order.
+-- The hold still active: its seats become sold. The hold gone (expired or released while
+-- the fan paid): the same seats if all still free, else the best available adjacent seats
+-- in the same block, else nothing (the order must be refunded). Never oversells.
+--!include _block
+--!include _pick
+-- KEYS[6] {blk}:sales   hash order_id -> JSON {mode, seats, qty}: what each order got
+-- ARGV[1] order_id  ARGV[2] hold_id  ARGV[3] qty  ARGV[4] preferred seats (the hold's,
+-- comma-separated indices; '' for GA)  ARGV[5] reclaim_limit  ARGV[6] tombstone_ms
+-- Returns {1, mode, seat_index, ...}  mode: 'hold' (the hold's seats), 'same' (its seats,
+--          re-taken after it ended), 'moved' (other seats in the block)
+--       | {2, mode, seat_index, ...}  this order was sold before (a replayed job)
+--       | {0, 'no_seats'} | {0, 'no_block'}
+local SALES = KEYS[6]
+local order_id, hold_id, qty = ARGV[1], ARGV[2], tonumber(ARGV[3])
+
+local done = redis.call('HGET', SALES, order_id)
+if done then
+  local sale = cjson.decode(done)
+  local reply = {2, sale.mode}
+  for _, idx in ipairs(sale.seats) do reply[#reply + 1] = idx end
+  return reply
+end
+
+local m = redis.call('HMGET', META, 'kind', 'capacity', 'rows', 'seats_per_row')
+if not m[1] then return {0, 'no_block'} end
+local kind, capacity, rows, spr = m[1], tonumber(m[2]), tonumber(m[3]), tonumber(m[4])
+local now = now_ms()
+reclaim(now, tonumber(ARGV[5]), tonumber(ARGV[6]))
+
+local mode, seats = nil, {}
+local raw = redis.call('HGET', RECORDS, hold_id)
+local rec = raw and cjson.decode(raw)
+if rec and rec.status == 'active' and rec.expires_ms <= now then
+  end_hold(hold_id, rec, 'expired', now)  -- expired, and not yet reclaimed (batch limit)
+end
+if rec and rec.status == 'active' then
+  -- Still held (reclaim above ended it if it had expired): held seats become sold.
+  mode = 'hold'
+  seats = rec.seats or {}
+  if #seats > 0 then set_seats(seats, 'S') end
+  redis.call('HINCRBY', META, 'held', -rec.qty)
+  rec.status, rec.order_id, rec.ended_ms = 'sold', order_id, now
+  redis.call('HSET', RECORDS, hold_id, cjson.encode(rec))
+  redis.call('ZREM', HOLDS, hold_id)
+  redis.call('ZADD', ENDED, now, hold_id)
+  qty = rec.qty
+else
+  local c = redis.call('HMGET', META, 'held', 'sold')
+  local available = capacity - tonumber(c[1]) - tonumber(c[2])
+  if available < qty then return {0, 'no_seats'} end
+  if kind == 'reserved' then
+    local map = redis.call('GET', SEATS)
+    local preferred, all_free = {}, true
+    for idx in string.gmatch(ARGV[4], '%d+') do
+      local i = tonumber(idx)
+      preferred[#preferred + 1] = i
+      if string.byte(map, i + 1) ~= 48 then all_free = false end
+    end
+    if #preferred == qty and all_free then
+      table.sort(preferred)
+      mode, seats = 'same', preferred
+    else
+      seats = pick_adjacent(map, rows, spr, qty)
+      if seats == nil then return {0, 'no_seats'} end
+      mode = 'moved'
+    end
+    set_seats(seats, 'S')
+  else
+    mode = 'same'
+  end
+end
+redis.call('HINCRBY', META, 'sold', qty)
+redis.call('HSET', SALES, order_id, cjson.encode({mode = mode, seats = seats, qty = qty}))
+local reply = {1, mode}
+for _, idx in ipairs(seats) do reply[#reply + 1] = idx end
+return reply

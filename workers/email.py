@@ -1,0 +1,107 @@
+"""Order confirmation email: each seat, its festival pass and its QR code inline. Sent by
+SMTP (SMTP_URL: smtp://[user:pass@]host[:port], smtps://... for TLS, ?starttls=1), or
+written as an .eml file to OUTBOX_DIR when no SMTP server is configured."""
+
+from __future__ import annotations
+
+import html
+import logging
+import smtplib
+import uuid
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import make_msgid
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from sqlalchemy.orm import sessionmaker
+
+from amphi import errors, qr
+from amphi.settings import Settings
+from ledger.models import AmphitheaterTicket, Order
+from ledger.orders import lock_order
+from ledger.tickets import tickets_of_order
+
+log = logging.getLogger(__name__)
+
+
+def _pass_code(t: AmphitheaterTicket) -> str:
+    return t.festival_day_ticket.code if t.festival_day_ticket else "-"
+
+
+def _place(t: AmphitheaterTicket) -> str:
+    if t.row is None:
+        return f"{t.section.name} (general admission)"
+    return f"Section {t.section.name}, Row {t.row}, Seat {t.seat}"
+
+
+def build_message(settings: Settings, order: Order,
+                  tickets: list[AmphitheaterTicket]) -> EmailMessage:
+    msg = EmailMessage()
+    msg["Subject"] = f"Your Pacific Amphitheatre tickets - {order.order_number}"
+    msg["From"] = settings.email_from
+    msg["To"] = order.buyer_email
+    msg["Message-ID"] = make_msgid(domain="amphi.local")
+    day = order.event_date.strftime("%A, %B %-d, %Y")
+    name = order.buyer_first_name or "there"
+    lines = [f"Hi {name},", "", f"Order {order.order_number} for {day}:", ""]
+    for t in tickets:
+        lines.append(f"  {_place(t)}: ticket {t.ticket.code}, festival day pass {_pass_code(t)}")
+    lines += ["", "Each ticket's QR code opens the amphitheatre gate, and the festival gates",
+              "on the same day. Show them at the gate from this email or your account."]
+    msg.set_content("\n".join(lines))
+
+    cids = [make_msgid(domain="amphi.local") for _ in tickets]
+    rows = "".join(
+        f"<tr><td><img src=\"cid:{cid[1:-1]}\" alt=\"QR {html.escape(t.ticket.code)}\"></td>"
+        f"<td><b>{html.escape(_place(t))}</b><br>Ticket {html.escape(t.ticket.code)}<br>"
+        f"Festival day pass {html.escape(_pass_code(t))}"
+        "</td></tr>"
+        for t, cid in zip(tickets, cids, strict=True)
+    )
+    msg.add_alternative(
+        f"<p>Hi {html.escape(name)},</p><p>Order <b>{html.escape(order.order_number)}</b> "
+        f"for {html.escape(day)}:</p><table>{rows}</table>"
+        "<p>Each QR code opens the amphitheatre gate, and the festival gates on the same day.</p>",
+        subtype="html",
+    )
+    html_part = msg.get_payload()[1]
+    for t, cid in zip(tickets, cids, strict=True):
+        html_part.add_related(qr.png(t.ticket.qr_payload), "image", "png", cid=cid,
+                              filename=f"{t.ticket.code}.png")
+    return msg
+
+
+def deliver(settings: Settings, msg: EmailMessage) -> str:
+    if not settings.smtp_url:
+        outbox = Path(settings.outbox_dir)
+        outbox.mkdir(parents=True, exist_ok=True)
+        path = outbox / f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.eml"
+        path.write_bytes(msg.as_bytes())
+        return f"written {path}"
+    url = urlsplit(settings.smtp_url)
+    options = parse_qs(url.query)
+    host, port = url.hostname or "localhost", url.port
+    smtp_cls = smtplib.SMTP_SSL if url.scheme == "smtps" else smtplib.SMTP
+    with smtp_cls(host, port or (465 if url.scheme == "smtps" else 25), timeout=30) as smtp:
+        if options.get("starttls", ["0"])[0] in ("1", "true"):
+            smtp.starttls()
+        if url.username:
+            smtp.login(unquote(url.username), unquote(url.password or ""))
+        smtp.send_message(msg)
+    return f"sent via {host}"
+
+
+def send_order_email(settings: Settings, sessions: sessionmaker, order_id: uuid.UUID) -> str:
+    """Send once: a send that failed raises (RQ retries); a sent one is not sent again."""
+    with sessions.begin() as session:
+        order = lock_order(session, order_id)
+        if order is None:
+            raise errors.OrderNotFound()
+        if order.email_sent_at is not None:
+            return "already sent"
+        msg = build_message(settings, order, tickets_of_order(session, order.id))
+        outcome = deliver(settings, msg)
+        order.email_sent_at = datetime.now(UTC)
+    log.info("confirmation email", extra={"order_id": str(order_id), "outcome": outcome})
+    return outcome
