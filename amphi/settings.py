@@ -51,6 +51,9 @@ class Settings:
     smtp_url: str = ""  # empty: confirmation emails go to outbox_dir as .eml files
     email_from: str = "Pacific Amphitheatre <tickets@pacific-amphitheatre.example>"
     outbox_dir: str = "outbox"
+    ticket_signing_key: str = ""  # base64 Ed25519 seed; empty: ticket_signing_key_file
+    ticket_signing_key_file: str = ".amphi/ticket_signing_key"
+    scan_reentry_gates: tuple[str, ...] = ()  # gates where a second admission is allowed
 
     @property
     def rq_url(self) -> str:
@@ -98,6 +101,12 @@ class Settings:
             "smtp_url": env.get("SMTP_URL", ""),
             "email_from": env.get("EMAIL_FROM") or d.email_from,
             "outbox_dir": env.get("OUTBOX_DIR") or d.outbox_dir,
+            "ticket_signing_key": env.get("TICKET_SIGNING_KEY", ""),
+            "ticket_signing_key_file": env.get("TICKET_SIGNING_KEY_FILE")
+            or d.ticket_signing_key_file,
+            "scan_reentry_gates": tuple(
+                g.strip() for g in env.get("SCAN_REENTRY_GATES", "").split(",") if g.strip()
+            ),
         }
         settings = cls(**values)
         settings.validate()
@@ -110,6 +119,11 @@ class Settings:
             self.jwt_secret == DEV_JWT_SECRET or len(self.jwt_secret.encode()) < 32
         ):
             raise SettingsError("JWT_SECRET must be a real secret of 32+ bytes in production")
+        if self.app_env == "production" and not self.ticket_signing_key:
+            raise SettingsError("TICKET_SIGNING_KEY must be set in production")
+        unknown = set(self.scan_reentry_gates) - {"amphitheater", "festival"}
+        if unknown:
+            raise SettingsError(f"SCAN_REENTRY_GATES: unknown gates {sorted(unknown)}")
         if self.hold_max_quantity > 8:
             raise SettingsError("HOLD_MAX_QUANTITY may not exceed 8")
         if self.log_format not in ("json", "text"):

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 
 from rq import Queue
 from starlette.applications import Starlette
@@ -18,7 +19,8 @@ from starlette.routing import Route
 from amphi import logs
 from amphi.payments import gateway
 from amphi.settings import Settings
-from api import holds, payments, tickets, venues
+from amphi.signing import load_signer
+from api import holds, payments, scan, tickets, venues
 from api.errors import HANDLERS
 from api.middleware import RequestContext
 from engine import scripts
@@ -45,7 +47,9 @@ async def _refresh_catalog(app: Starlette, every: int) -> None:
             log.exception("catalog refresh failed; serving the previous catalogue")
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(settings: Settings | None = None, *,
+               clock: Callable[[], datetime] | None = None) -> Starlette:
+    """`clock` (timezone-aware "now") decides what day it is at the gates; tests set it."""
     settings = settings or Settings.from_env()
 
     @contextlib.asynccontextmanager
@@ -70,12 +74,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 rate_limit_per_minute=settings.hold_rate_limit_per_minute,
             )
             app.state.payments = gateway(settings)
+            app.state.signer = load_signer(settings.ticket_signing_key,
+                                           settings.ticket_signing_key_file)
             app.state.queue = queue
+            app.state.sync_sessions = session_factory(sync_db)
             app.state.finalize_deps = finalize.Deps(
                 redis=sync_redis,
-                sessions=session_factory(sync_db),
+                sessions=app.state.sync_sessions,
                 payments=app.state.payments,
                 enqueue_email=lambda order_id: jobs.enqueue_email(queue, order_id),
+                signer=app.state.signer,
             )
             refresher = asyncio.create_task(
                 _refresh_catalog(app, settings.catalog_refresh_seconds)
@@ -99,12 +107,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *holds.routes,
             *payments.routes,
             *tickets.routes,
+            *scan.routes,
         ],
         middleware=[Middleware(RequestContext)],
         exception_handlers=HANDLERS,
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.clock = clock or (lambda: datetime.now(UTC))
     return app
 
 

@@ -345,3 +345,26 @@ class StripeEvent(Base):
     payment_intent_id: Mapped[str | None] = mapped_column(String(255), index=True)
     order_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("orders.id"))
     processed_at: Mapped[datetime] = _created()
+
+
+class Scan(Base):
+    """Every scan at every gate, admitted or not: who, where, when, and why."""
+
+    __tablename__ = "scans"
+    __table_args__ = (Index("ix_scans_ticket_gate_day", "ticket_id", "gate", "venue_date"),)
+
+    id: Mapped[uuid.UUID] = _uuid()
+    ticket_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("tickets.id"))
+    code: Mapped[str] = mapped_column(String(64), index=True)  # as presented (may be unknown)
+    gate: Mapped[str] = mapped_column(String(32))
+    device_id: Mapped[str] = mapped_column(String(128), default="")
+    scanned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    venue_date: Mapped[date] = mapped_column(Date)
+    admitted: Mapped[bool] = mapped_column()
+    result: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(String(300))
+    festival_access_granted: Mapped[bool] = mapped_column(default=False)
+    source: Mapped[str] = mapped_column(String(16), default="online")  # online | offline
+    created_at: Mapped[datetime] = _created()
+
+    ticket: Mapped[Ticket | None] = relationship()

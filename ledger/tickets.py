@@ -12,6 +12,7 @@ from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, selectinload
 
+from amphi.signing import Signer, ticket_claims
 from ledger.models import (
     AmphitheaterTicket,
     Order,
@@ -56,9 +57,16 @@ def _ticket_type(session: Session, *, slug: str, name: str, kind: TicketKind,
     return session.scalars(select(TicketType).where(TicketType.slug == slug)).one()
 
 
+def _signed(signer: Signer, ticket: Ticket) -> str:
+    return signer.sign(ticket_claims(code=ticket.code, ticket_id=str(ticket.id),
+                                     kind=ticket.kind.value,
+                                     event_date=ticket.event_date.isoformat()))
+
+
 def issue_tickets(session: Session, order: Order, section: Section,
-                  seats: list[IssuedSeat]) -> list[AmphitheaterTicket]:
-    """One amphitheatre ticket a seat, each with its comp festival day pass."""
+                  seats: list[IssuedSeat], signer: Signer) -> list[AmphitheaterTicket]:
+    """One amphitheatre ticket a seat, each with its comp festival day pass; every main
+    ticket's QR payload is signed so gates can verify it offline."""
     amph_type = _ticket_type(
         session, slug=f"amph-{order.event_date.isoformat()}-{section.slug}",
         name=amphitheater_type_name(order.event_date, section.name),
@@ -75,21 +83,22 @@ def issue_tickets(session: Session, order: Order, section: Section,
         metadata = {"amphitheater": True, "section": section.name, "section_id": str(section.id),
                     "row": place.row, "seat": place.seat,
                     "event_date": order.event_date.isoformat(), "order_number": order.order_number}
-        main = Ticket(code=new_code("AMPH"), kind=TicketKind.AMPHITHEATER, ticket_type=amph_type,
+        main = Ticket(id=uuid.uuid4(), code=new_code("AMPH"), kind=TicketKind.AMPHITHEATER,
+                      ticket_type=amph_type,
                       order_id=order.id, owner_user_id=order.user_id,
                       owner_email=order.buyer_email, event_date=order.event_date,
                       price_cents=order.unit_price_cents, ticket_metadata=metadata)
-        main.qr_payload = main.code
+        main.qr_payload = _signed(signer, main)
         session.add(main)
         session.flush()
-        festival = Ticket(code=new_code("FEST"), kind=TicketKind.FESTIVAL_DAY,
+        festival = Ticket(id=uuid.uuid4(), code=new_code("FEST"), kind=TicketKind.FESTIVAL_DAY,
                           ticket_type=fest_type, order_id=order.id,
                           owner_user_id=order.user_id, owner_email=order.buyer_email,
                           event_date=order.event_date, price_cents=0, is_comp=True,
                           granted_by_id=main.id,
                           ticket_metadata={"granted_by_amphitheater": main.code,
                                            "event_date": order.event_date.isoformat()})
-        festival.qr_payload = festival.code
+        festival.qr_payload = _signed(signer, festival)
         session.add(festival)
         session.flush()
         amph = AmphitheaterTicket(ticket_id=main.id, festival_day_ticket_id=festival.id,

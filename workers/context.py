@@ -11,6 +11,7 @@ from sqlalchemy.orm import sessionmaker
 
 from amphi.payments import PaymentGateway, gateway
 from amphi.settings import Settings
+from amphi.signing import Signer, load_signer
 from engine import scripts
 from engine.connection import sync_client
 from ledger.db import session_factory, sync_engine
@@ -41,6 +42,12 @@ def sessions() -> sessionmaker:
 @cache
 def payments() -> PaymentGateway:
     return gateway(settings())
+
+
+@cache
+def signer() -> Signer:
+    s = settings()
+    return load_signer(s.ticket_signing_key, s.ticket_signing_key_file)
 
 
 def queue(name: str) -> Queue:

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from amphi import errors, logs
 from amphi.payments import PaymentGateway
+from amphi.signing import Signer
 from engine import sales
 from engine.geometry import Geometry
 from engine.keys import BlockKeys
@@ -40,6 +41,7 @@ class Deps:
     sessions: sessionmaker
     payments: PaymentGateway
     enqueue_email: Callable[[uuid.UUID], None]
+    signer: Signer
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +107,7 @@ def finalize_order(deps: Deps, order_id: uuid.UUID, *,
                     seats = _seats(order, sale)
                     for line, seat in zip(order.lines, seats, strict=True):
                         line.seat_index, line.row, line.seat = seat.seat_index, seat.row, seat.seat
-                    issued = issue_tickets(session, order, order.section, seats)
+                    issued = issue_tickets(session, order, order.section, seats, deps.signer)
                     order.status, order.completed_at = OrderStatus.COMPLETED, _now()
             if sale is None:
                 log.warning("no seats left for a paid order; refund required")

@@ -22,6 +22,7 @@ def deps(queue: Queue) -> finalize.Deps:
         sessions=context.sessions(),
         payments=context.payments(),
         enqueue_email=lambda order_id: enqueue_email(queue, order_id),
+        signer=context.signer(),
     )
 
 

@@ -1,0 +1,195 @@
+"""Gate scanning for staff: online scans, the offline gate bundle, and offline batch sync."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from amphi import errors, logs, signing
+from amphi.access import Decision, Gate
+from amphi.venue_time import venue_today
+from api.auth import Principal, required_principal
+from api.inputs import date_value, json_body
+from api.venues import ok
+from ledger.scans import ScanOutcome, bundle_tickets, scan_ticket
+
+log = logging.getLogger(__name__)
+
+SYNC_MAX_SCANS = 1000
+FORGED = Decision(False, "invalid_signature",
+                  "This QR code is not a genuine ticket (altered or forged). Do not admit.")
+
+
+def _staff(request: Request) -> Principal:
+    principal = required_principal(request)
+    if not principal.is_staff:
+        raise errors.Forbidden("Only gate staff may scan tickets.")
+    return principal
+
+
+def _gate(raw: Any) -> Gate:
+    try:
+        return Gate(raw)
+    except ValueError:
+        raise errors.ValidationFailed("'gate' must be 'amphitheater' or 'festival'.",
+                                      field="gate") from None
+
+
+def _text(body: dict[str, Any], name: str, *, required: bool, limit: int) -> str:
+    value = body.get(name)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or not value.strip() or len(value) > limit:
+        raise errors.ValidationFailed(f"'{name}' must be text of 1-{limit} characters.",
+                                      field=name)
+    return value.strip()
+
+
+def _read_code(request: Request, presented: str) -> tuple[str | None, uuid.UUID | None,
+                                                           Decision | None]:
+    """(code, ticket id, refusal): a signed payload is verified before any lookup."""
+    if not signing.is_signed(presented):
+        return presented.upper(), None, None
+    try:
+        claims = signing.verify(presented, request.app.state.signer.public_key)
+        return claims["c"], uuid.UUID(claims["t"]), None
+    except (signing.BadSignature, KeyError, ValueError):
+        return None, None, FORGED
+
+
+def outcome_json(outcome: ScanOutcome) -> dict[str, Any]:
+    d, t, seat = outcome.decision, outcome.ticket, outcome.seat
+    ticket = None
+    if t is not None:
+        ticket = {
+            "id": str(t.id), "code": t.code, "kind": t.kind.value,
+            "ticket_type_name": t.ticket_type.name, "event_date": t.event_date.isoformat(),
+            "status": t.status.value.upper(), "is_comp": t.is_comp,
+            "section": seat.section.name if seat else None,
+            "row": seat.row if seat else None, "seat": seat.seat if seat else None,
+        }
+    return {"can_enter": d.can_enter, "festival_access_granted": d.festival_access_granted,
+            "result": d.code, "reason": d.reason, "ticket": ticket,
+            "scanned_at": outcome.scan.scanned_at.isoformat()}
+
+
+async def scan(request: Request) -> JSONResponse:
+    _staff(request)
+    body = await json_body(request)
+    presented = _text(body, "code", required=True, limit=512)
+    gate = _gate(body.get("gate"))
+    device_id = _text(body, "device_id", required=False, limit=128)
+    code, ticket_id, refused = _read_code(request, presented)
+    settings, state = request.app.state.settings, request.app.state
+
+    def run() -> dict[str, Any]:
+        with state.sync_sessions.begin() as session:
+            outcome = scan_ticket(
+                session, presented=presented, code=code, ticket_id=ticket_id, gate=gate,
+                device_id=device_id, at=state.clock(), tz=settings.venue_timezone,
+                reentry=gate.value in settings.scan_reentry_gates, refused=refused)
+            return outcome_json(outcome)
+
+    result = await run_in_threadpool(run)
+    logs.bind(ticket_code=(result["ticket"] or {}).get("code"))
+    log.info("scan", extra={"gate": gate.value, "device_id": device_id,
+                            "result": result["result"]})
+    return ok(result)
+
+
+async def bundle(request: Request) -> JSONResponse:
+    _staff(request)
+    state, settings = request.app.state, request.app.state.settings
+    raw_date = request.query_params.get("event_date")
+    day = (date_value(raw_date, "event_date") if raw_date
+           else venue_today(settings.venue_timezone, state.clock()))
+    gate = _gate(request.query_params.get("gate"))
+
+    def run() -> list[dict[str, Any]]:
+        with state.sync_sessions() as session:
+            return [{"id": str(t.id), "code": t.code, "kind": t.kind.value,
+                     "status": t.status.value} for t in bundle_tickets(session, day, gate)]
+
+    return ok({
+        "algorithm": "Ed25519",
+        "payload_format": "AMPHI1.<base64url claims {c,t,k,d}>.<base64url signature>",
+        "public_key": state.signer.public_key_b64(),
+        "event_date": day.isoformat(),
+        "gate": gate.value,
+        "reentry": gate.value in settings.scan_reentry_gates,
+        "timezone": settings.venue_timezone,
+        "generated_at": state.clock().isoformat(),
+        "tickets": await run_in_threadpool(run),
+    })
+
+
+def _scanned_at(raw: Any, index: int) -> datetime:
+    try:
+        at = datetime.fromisoformat(str(raw))
+    except ValueError:
+        at = None
+    if at is None or at.tzinfo is None:
+        raise errors.ValidationFailed(
+            f"scans[{index}].scanned_at must be an ISO time with a UTC offset.",
+            field=f"scans[{index}].scanned_at")
+    return at.astimezone(UTC)
+
+
+async def sync(request: Request) -> JSONResponse:
+    """Apply scans recorded offline in time order, with the same duplicate rules."""
+    _staff(request)
+    body = await json_body(request)
+    device_id = _text(body, "device_id", required=True, limit=128)
+    scans = body.get("scans")
+    if not isinstance(scans, list) or not 1 <= len(scans) <= SYNC_MAX_SCANS:
+        raise errors.ValidationFailed(f"'scans' must be a list of 1-{SYNC_MAX_SCANS} scans.",
+                                      field="scans")
+    parsed = []
+    for i, item in enumerate(scans):
+        if not isinstance(item, dict):
+            raise errors.ValidationFailed(f"scans[{i}] must be an object.", field=f"scans[{i}]")
+        presented = _text(item, "code", required=True, limit=512)
+        admitted = item.get("admitted")
+        if admitted is not None and not isinstance(admitted, bool):
+            raise errors.ValidationFailed(f"scans[{i}].admitted must be true or false.")
+        parsed.append((_scanned_at(item.get("scanned_at"), i), i, presented,
+                       _gate(item.get("gate")), admitted))
+    state, settings = request.app.state, request.app.state.settings
+
+    def run() -> list[dict[str, Any]]:
+        results: list[dict[str, Any]] = [{}] * len(parsed)
+        for at, i, presented, gate, device_admitted in sorted(parsed):
+            code, ticket_id, refused = _read_code(request, presented)
+            with state.sync_sessions.begin() as session:
+                outcome = scan_ticket(
+                    session, presented=presented, code=code, ticket_id=ticket_id, gate=gate,
+                    device_id=device_id, at=at, tz=settings.venue_timezone,
+                    reentry=gate.value in settings.scan_reentry_gates, source="offline",
+                    refused=refused)
+                entry = outcome_json(outcome)
+            # The device let someone in whom the ledger refuses: the box office must know.
+            entry["conflict"] = bool(device_admitted) and not entry["can_enter"]
+            entry["index"] = i
+            results[i] = entry
+        return results
+
+    results = await run_in_threadpool(run)
+    conflicts = sum(1 for r in results if r["conflict"])
+    log.info("offline scans synced", extra={"device_id": device_id, "scans": len(results),
+                                            "conflicts": conflicts})
+    return ok({"device_id": device_id, "applied": len(results), "conflicts": conflicts,
+               "results": results})
+
+
+routes = [
+    Route("/api/tickets/scan/", scan, methods=["POST"]),
+    Route("/api/tickets/scan/bundle/", bundle, methods=["GET"]),
+    Route("/api/tickets/scan/sync/", sync, methods=["POST"]),
+]
