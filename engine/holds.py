@@ -6,7 +6,9 @@ callers in `engine/blocks.py` and testable without Redis.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import uuid
 from dataclasses import dataclass, field
 from datetime import date
@@ -136,6 +138,19 @@ def parse_block_ref(raw: Any) -> keys.BlockKeys:
     return keys.BlockKeys(date.fromisoformat(day), section)
 
 
+def block_prefix(block: keys.BlockKeys) -> bytes:
+    return hashlib.blake2b(block_ref(block).encode(), digest_size=5).digest()
+
+
+def new_hold_id(block: keys.BlockKeys) -> str:
+    """A UUID (version 8) whose first 40 bits name the block, so that a hold id alone finds
+    its hold without a pointer key; the other 82 bits are random."""
+    raw = bytearray(block_prefix(block) + os.urandom(11))
+    raw[6] = (raw[6] & 0x0F) | 0x80  # version 8
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return str(uuid.UUID(bytes=bytes(raw)))
+
+
 def fingerprint(block: keys.BlockKeys, quantity: int, allow_split: bool) -> str:
     return f"{block_ref(block)}|{quantity}|{int(allow_split)}"
 
@@ -166,6 +181,7 @@ class HoldEngine:
         self.max_quantity = max_quantity
         self.max_active = max_active_per_owner
         self.rate_limit = rate_limit_per_minute
+        self._blocks: dict[bytes, keys.BlockKeys] = {}  # hold id prefix -> block
 
     def _check_quantity(self, quantity: int) -> None:
         if not 1 <= quantity <= self.max_quantity:
@@ -198,8 +214,7 @@ class HoldEngine:
             self.client,
             "create_hold",
             block_keys(block),
-            ["check", quantity, 0, "", "", int(allow_split), "check", RECLAIM_LIMIT,
-             TOMBSTONE_MS],
+            ["check", quantity, 0, "", "", int(allow_split), "check", RECLAIM_LIMIT],
         )
         return parse_offer(reply, quantity)
 
@@ -215,7 +230,7 @@ class HoldEngine:
     ) -> Hold:
         """Hold `quantity` best-available seats for `client`; raises a DomainError if not."""
         self._check_quantity(quantity)
-        hold_id = str(uuid.uuid4())
+        hold_id = new_hold_id(block)
         okeys = owner_keys(client, idempotency_key)
         admitted = await scripts.arun(
             self.client,
@@ -227,20 +242,23 @@ class HoldEngine:
         if int(admitted[0]) == 0:
             raise refusal(admitted)
         if int(admitted[0]) == 2:
-            try:
-                return await self.get(text(admitted[1]))
-            except errors.HoldNotFound:
-                raise errors.RequestInProgress() from None
-
+            # A retry: finish the first request under its hold id. create_hold is
+            # idempotent per hold id, so whichever of the two runs first makes the hold
+            # and the other gets it back, even if the first was cancelled mid-flight.
+            hold_id = text(admitted[1])
         try:
             reply = await self._create_in_block(block, hold_id, quantity, owner, client,
                                                 allow_split)
             offer = parse_offer(reply, quantity)
-        except BaseException:
-            # Refused or failed: the client's slot and Idempotency-Key are given back.
+        except errors.DomainError:
+            # Refused (sold out, ...): the client's slot and Idempotency-Key are given back.
+            # Any other failure (a cancelled or broken call) keeps them: the script may
+            # have run, and a retry with the same key completes or returns that hold.
             await scripts.arun(self.client, "unadmit_hold", [okeys[1], *okeys[2:]],
                                [hold_id, 1])
             raise
+        if int(reply[0]) == 2:
+            return await self.get(hold_id)
         return Hold(
             hold_id=hold_id,
             event_date=block.event_date,
@@ -259,27 +277,27 @@ class HoldEngine:
         self, block: keys.BlockKeys, hold_id: str, quantity: int, owner: str, client: str,
         allow_split: bool,
     ) -> list[Any]:
-        # The id -> block pointer is written first, so a hold is always findable by id.
-        create = scripts.script("create_hold")
-        args = [hold_id, quantity, self.ttl_ms, owner, client, int(allow_split), "hold",
-                RECLAIM_LIMIT, TOMBSTONE_MS]
-        for attempt in range(2):
-            pipe = self.client.pipeline(transaction=False)
-            pipe.set(keys.hold_ref(hold_id), block_ref(block), px=self.ttl_ms + TOMBSTONE_MS)
-            pipe.evalsha(create.sha, 5, *block_keys(block), *args)
-            try:
-                return (await pipe.execute())[1]
-            except NoScriptError:
-                if attempt:
-                    raise
-                await scripts.aload_all(self.client)
-        raise AssertionError("unreachable")
+        return await scripts.arun(
+            self.client,
+            "create_hold",
+            block_keys(block),
+            [hold_id, quantity, self.ttl_ms, owner, client, int(allow_split), "hold",
+             RECLAIM_LIMIT],
+        )
 
     async def locate(self, hold_id: str) -> keys.BlockKeys:
-        raw = await self.client.get(keys.hold_ref(hold_id))
-        if raw is None:
-            raise errors.HoldNotFound()
-        return parse_block_ref(raw)
+        """The block a hold id names (see `new_hold_id`)."""
+        try:
+            prefix = uuid.UUID(hold_id).bytes[:5]
+        except ValueError:
+            raise errors.HoldNotFound() from None
+        if prefix not in self._blocks:
+            refs = await self.client.smembers(keys.blocks_index())
+            self._blocks = {block_prefix(b): b for b in map(parse_block_ref, refs)}
+        try:
+            return self._blocks[prefix]
+        except KeyError:
+            raise errors.HoldNotFound() from None
 
     async def get(self, hold_id: str) -> Hold:
         block = await self.locate(hold_id)

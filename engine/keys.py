@@ -76,11 +76,6 @@ class OwnerKeys:
         return f"{self.tag}:idem:{key}"
 
 
-def hold_ref(hold_id: str) -> str:
-    """string: the block a hold lives in ('<date>|<section>'), so an id alone finds its hold"""
-    return f"{PREFIX}:holdref:{hold_id}"
-
-
 def blocks_index() -> str:
     """set of '<date>|<section>' for every block loaded into Redis (the sweeper's work list)"""
     return f"{PREFIX}:blocks"

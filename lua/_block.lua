@@ -39,7 +39,8 @@ local function end_hold(hold_id, rec, status, now)
 end
 
 -- Expire at most `limit` holds past their expiry and drop tombstones older than
--- `tombstone_ms`. Returns the number of seats given back.
+-- `tombstone_ms` (nil: leave them to the sweeper, off the hot path). Returns the number of
+-- seats given back.
 local function reclaim(now, limit, tombstone_ms)
   local freed = 0
   local expired = redis.call('ZRANGEBYSCORE', HOLDS, '-inf', now, 'LIMIT', 0, limit)
@@ -53,6 +54,7 @@ local function reclaim(now, limit, tombstone_ms)
       redis.call('ZREM', HOLDS, hold_id)
     end
   end
+  if not tombstone_ms then return freed end
   local old = redis.call('ZRANGEBYSCORE', ENDED, '-inf', now - tombstone_ms, 'LIMIT', 0, limit)
   if #old > 0 then
     redis.call('HDEL', RECORDS, unpack(old))

@@ -7,16 +7,22 @@ local function pick_adjacent(seats, rows, spr, qty)
   local need = string.rep('0', qty)
   local best_s, best_off, best_r
   local fb_s, fb_off, fb_r
-  for r = 0, rows - 1 do
-    local row = string.sub(seats, r * spr + 1, (r + 1) * spr)
-    if string.find(row, need, 1, true) then
+  local ideal = (spr - qty) / 2  -- the start that centres the party in its row
+  -- One plain find over the whole map jumps past full rows (most rows, late in a sale).
+  local at = 1
+  while true do
+    local hit = string.find(seats, need, at, true)
+    if not hit then break end
+    local r = math.floor((hit - 1) / spr)
+    at = (r + 1) * spr + 1  -- the next search starts at the next row
+    if hit + qty - 1 < at then  -- else the first run crosses into row r + 1: row r has none
+      local row = string.sub(seats, r * spr + 1, (r + 1) * spr)
       local pos = 1
       while true do
         local a, b = string.find(row, '0+', pos)
         if not a then break end
         if b - a + 1 >= qty then
           local first, e = a - 1, b - qty  -- 0-based first seat and last possible start
-          local ideal = (spr - qty) / 2
           local cands = {math.floor(ideal), math.ceil(ideal), first, first + 2, e - 2, e}
           for _, s in ipairs(cands) do
             if s < first then s = first elseif s > e then s = e end

@@ -5,7 +5,7 @@
 --!include _pick
 -- ARGV[1] hold_id  ARGV[2] qty  ARGV[3] ttl_ms  ARGV[4] owner (user id, '' for a guest)
 -- ARGV[5] client (rate/limit identity)  ARGV[6] allow_split ('1' | '0')  ARGV[7] mode
--- ('hold' | 'check')  ARGV[8] reclaim_limit  ARGV[9] tombstone_ms
+-- ('hold' | 'check')  ARGV[8] reclaim_limit  (tombstones are left to the sweeper)
 -- Returns {1, expires_at_ms, price_cents, seat_index, ...}   new hold (check: expires 0)
 --       | {2, expires_at_ms, price_cents, seat_index, ...}   hold_id exists (replayed call)
 --       | {0, reason, available, price_cents}  reason: 'no_block' | 'not_on_sale'
@@ -13,14 +13,14 @@
 -- Seat indices are 0-based offsets into KEYS[2]; GA holds return none.
 local hold_id, qty, ttl_ms = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local m = redis.call('HMGET', META, 'kind', 'capacity', 'rows', 'seats_per_row',
-  'price_cents', 'active')
+  'price_cents', 'active', 'held', 'sold')
 if not m[1] then return {0, 'no_block', 0, 0} end
 if m[6] ~= '1' then return {0, 'not_on_sale', 0, 0} end
 local kind, capacity, rows, spr = m[1], tonumber(m[2]), tonumber(m[3]), tonumber(m[4])
 local price = tonumber(m[5])
 
 local now = now_ms()
-reclaim(now, tonumber(ARGV[8]), tonumber(ARGV[9]))
+local freed = reclaim(now, tonumber(ARGV[8]), nil)
 
 local existing = redis.call('HGET', RECORDS, hold_id)
 if existing then
@@ -30,8 +30,7 @@ if existing then
   return reply
 end
 
-local c = redis.call('HMGET', META, 'held', 'sold')
-local available = capacity - tonumber(c[1]) - tonumber(c[2])
+local available = capacity - (tonumber(m[7]) - freed) - tonumber(m[8])
 if available < qty then return {0, 'sold_out', available, price} end
 
 local picked = {}

@@ -4,10 +4,16 @@
 -- ARGV[1] kind ('reserved' | 'ga')  ARGV[2] capacity  ARGV[3] rows  ARGV[4] seats_per_row
 -- ARGV[5] price_cents  ARGV[6] active ('1' | '0')
 -- ARGV[7] sold: reserved, comma-separated seat indices; ga, a count (only used on create)
--- Returns {1, 'created'} | {1, 'refreshed'} | {0, 'geometry_mismatch'} | {0, 'bad_sold'}
+-- Returns {1, 'created'} | {1, 'refreshed'}
+--       | {0, 'geometry_mismatch' | 'bad_geometry' | 'bad_kind' | 'bad_sold'}
 local META, SEATS = KEYS[1], KEYS[2]
 local kind, capacity, rows, spr = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 
+if kind ~= 'reserved' and kind ~= 'ga' then return {0, 'bad_kind'} end
+if not (capacity and rows and spr) or capacity < 1
+    or (kind == 'reserved' and rows * spr ~= capacity) then
+  return {0, 'bad_geometry'}
+end
 local current = redis.call('HMGET', META, 'kind', 'capacity', 'rows', 'seats_per_row')
 if current[1] then
   if current[1] ~= kind or tonumber(current[2]) ~= capacity
@@ -22,16 +28,19 @@ local sold = 0
 if kind == 'reserved' then
   local seats = {}
   for i = 1, capacity do seats[i] = '0' end
-  for idx in string.gmatch(ARGV[7], '%d+') do
-    local i = tonumber(idx) + 1
-    if i > capacity then return {0, 'bad_sold'} end
+  for token in string.gmatch(ARGV[7], '[^,]+') do
+    local i = tonumber(token)
+    if not i or i ~= math.floor(i) or i < 0 or i >= capacity then return {0, 'bad_sold'} end
+    i = i + 1
     if seats[i] ~= 'S' then sold = sold + 1 end
     seats[i] = 'S'
   end
   redis.call('SET', SEATS, table.concat(seats))
 else
-  sold = tonumber(ARGV[7]) or 0
-  if sold < 0 or sold > capacity then return {0, 'bad_sold'} end
+  sold = tonumber(ARGV[7] ~= '' and ARGV[7] or '0')
+  if not sold or sold ~= math.floor(sold) or sold < 0 or sold > capacity then
+    return {0, 'bad_sold'}
+  end
 end
 redis.call('HSET', META, 'kind', kind, 'capacity', capacity, 'rows', rows,
   'seats_per_row', spr, 'price_cents', ARGV[5], 'active', ARGV[6], 'held', 0, 'sold', sold)
