@@ -69,7 +69,7 @@ def judge(ticket: TicketFacts | None, gate: Gate, today: date,
         device = f" (device {earlier.device_id})" if earlier.device_id else ""
         return Decision(False, "already_scanned",
                         f"Already scanned at the {gate.value} gate at "
-                        f"{earlier.at.strftime('%-I:%M %p')}{device}.", festival_access)
+                        f"{earlier.at.strftime('%-I:%M %p')}{device}.")
     if festival_access:
         return Decision(True, "admitted",
                         "Admitted: amphitheatre ticket, festival access for today.", True)

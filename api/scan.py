@@ -23,6 +23,7 @@ from ledger.scans import ScanOutcome, bundle_tickets, scan_ticket
 log = logging.getLogger(__name__)
 
 SYNC_MAX_SCANS = 1000
+SYNC_MAX_BYTES = 1_048_576  # 1,000 signed payloads with their times fit easily
 FORGED = Decision(False, "invalid_signature",
                   "This QR code is not a genuine ticket (altered or forged). Do not admit.")
 
@@ -145,7 +146,7 @@ def _scanned_at(raw: Any, index: int) -> datetime:
 async def sync(request: Request) -> JSONResponse:
     """Apply scans recorded offline in time order, with the same duplicate rules."""
     _staff(request)
-    body = await json_body(request)
+    body = await json_body(request, limit=SYNC_MAX_BYTES)
     device_id = _text(body, "device_id", required=True, limit=128)
     scans = body.get("scans")
     if not isinstance(scans, list) or not 1 <= len(scans) <= SYNC_MAX_SCANS:
@@ -172,7 +173,7 @@ async def sync(request: Request) -> JSONResponse:
                     session, presented=presented, code=code, ticket_id=ticket_id, gate=gate,
                     device_id=device_id, at=at, tz=settings.venue_timezone,
                     reentry=gate.value in settings.scan_reentry_gates, source="offline",
-                    refused=refused)
+                    refused=refused, device_admitted=device_admitted)
                 entry = outcome_json(outcome)
             # The device let someone in whom the ledger refuses: the box office must know.
             entry["conflict"] = bool(device_admitted) and not entry["can_enter"]

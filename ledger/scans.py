@@ -43,11 +43,13 @@ def seat_of(session: Session, ticket: Ticket) -> AmphitheaterTicket | None:
 
 
 def earlier_admission(session: Session, ticket_id: uuid.UUID, gate: Gate, venue_date: date,
-                      before: datetime, tz: str) -> Admission | None:
+                      tz: str) -> Admission | None:
+    """The first admission already logged at this gate on this venue day. Any one counts,
+    whatever its time: clocks of devices (and of requests waiting for the lock) differ."""
     first = session.scalar(
         select(Scan)
         .where(Scan.ticket_id == ticket_id, Scan.gate == gate.value,
-               Scan.venue_date == venue_date, Scan.admitted, Scan.scanned_at <= before)
+               Scan.venue_date == venue_date, Scan.admitted)
         .order_by(Scan.scanned_at)
         .limit(1)
     )
@@ -69,9 +71,11 @@ def scan_ticket(
     reentry: bool,
     source: str = "online",
     refused: Decision | None = None,
+    device_admitted: bool | None = None,
 ) -> ScanOutcome:
     """Judge and log one scan at time `at`. `refused` logs a scan already refused (a forged
-    QR code) without looking anything up."""
+    QR code) without looking anything up. `device_admitted=False` (an offline device turned
+    the guest away) is logged as no admission, whatever the ledger would have said."""
     venue_date = at.astimezone(ZoneInfo(tz)).date()
     ticket = seat = None
     if refused is not None:
@@ -82,9 +86,12 @@ def scan_ticket(
         earlier = None
         if ticket is not None:
             facts = TicketFacts(ticket.kind.value, ticket.status.value, ticket.event_date)
-            earlier = earlier_admission(session, ticket.id, gate, venue_date, at, tz)
+            earlier = earlier_admission(session, ticket.id, gate, venue_date, tz)
             seat = seat_of(session, ticket)
         decision = judge(facts, gate, venue_date, earlier, reentry=reentry)
+        if device_admitted is False and decision.can_enter:
+            decision = Decision(False, "refused_by_device",
+                                "The gate device refused this ticket while offline.")
     scan = Scan(ticket_id=ticket.id if ticket else None, code=presented[:64], gate=gate.value,
                 device_id=device_id, scanned_at=at, venue_date=venue_date,
                 admitted=decision.can_enter, result=decision.code, reason=decision.reason[:300],
