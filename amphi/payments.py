@@ -54,7 +54,8 @@ class DemoGateway:
 
 
 def _intent(pi: stripe.PaymentIntent) -> Intent:
-    return Intent(pi.id, pi.client_secret or "", pi.status, pi.amount, dict(pi.metadata or {}))
+    metadata = pi.metadata.to_dict() if pi.metadata else {}
+    return Intent(pi.id, pi.client_secret or "", pi.status, pi.amount, metadata)
 
 
 class StripeGateway:

@@ -105,6 +105,9 @@ async def checkout(request: Request) -> JSONResponse:
         if order.status in (OrderStatus.FAILED, OrderStatus.EXPIRED):
             raise errors.CheckoutConflict("This hold's order failed; please choose seats again.")
         if order.payment_intent_id is None and order.status == OrderStatus.PENDING:
+            # Locked, so concurrent checkouts of one hold create one payment intent.
+            await session.refresh(order, with_for_update=True)
+        if order.payment_intent_id is None and order.status == OrderStatus.PENDING:
             payments: PaymentGateway = state.payments
             intent = await run_in_threadpool(
                 payments.create_intent, order_id=str(order.id), hold_id=str(hold_id),
@@ -166,14 +169,15 @@ async def stripe_webhook(request: Request) -> JSONResponse:
         raise errors.InvalidRequest("The Stripe signature is missing or invalid.") from None
     etype = event["type"]
     handled = etype == "payment_intent.succeeded" or etype in FAILED_EVENTS
-    intent = event["data"]["object"] if handled else None
+    intent = event["data"]["object"].to_dict() if handled else None
     metadata = (intent.get("metadata") or {}) if intent else {}
     if not handled or metadata.get("amphitheater") != "true":
         return ok({"received": True, "handled": False})
     try:
         order_id = uuid.UUID(str(metadata.get("order_id")))
-    except ValueError:
-        raise errors.InvalidRequest("The payment intent names no order.") from None
+    except ValueError:  # not one of ours; an error status would only make Stripe retry
+        log.warning("webhook intent names no order", extra={"intent": intent["id"]})
+        return ok({"received": True, "handled": False})
     logs.bind(order_id=str(order_id), stripe_event=event["id"])
     async with request.app.state.sessions() as session:
         order = await session.get(Order, order_id)

@@ -68,7 +68,7 @@ def build_message(settings: Settings, order: Order,
     html_part = msg.get_payload()[1]
     for t, cid in zip(tickets, cids, strict=True):
         html_part.add_related(qr.png(t.ticket.qr_payload), "image", "png", cid=cid,
-                              filename=f"{t.ticket.code}.png")
+                              disposition="inline", filename=f"{t.ticket.code}.png")
     return msg
 
 
