@@ -72,6 +72,7 @@ def create_app(settings: Settings | None = None, *,
                 max_quantity=settings.hold_max_quantity,
                 max_active_per_owner=settings.hold_max_active_per_owner,
                 rate_limit_per_minute=settings.hold_rate_limit_per_minute,
+                id_secret=settings.jwt_secret.encode(),
             )
             app.state.payments = gateway(settings)
             app.state.signer = load_signer(settings.ticket_signing_key,

@@ -68,7 +68,9 @@ class Offer:
 
 # -- pure argument building and reply parsing ------------------------------------------
 def block_keys(block: keys.BlockKeys) -> list[str]:
-    return [block.meta, block.seats, block.holds, block.records, block.ended]
+    """The seven keys every block script takes, in the order of lua/_block.lua."""
+    return [block.meta, block.seats, block.holds, block.records, block.ended, block.clients,
+            block.rate]
 
 
 def parse_counts(reply: list[Any]) -> BlockCounts | None:
@@ -142,25 +144,21 @@ def block_prefix(block: keys.BlockKeys) -> bytes:
     return hashlib.blake2b(block_ref(block).encode(), digest_size=5).digest()
 
 
-def new_hold_id(block: keys.BlockKeys) -> str:
+def new_hold_id(block: keys.BlockKeys, *, client: str = "", idempotency_key: str | None = None,
+                secret: bytes = b"") -> str:
     """A UUID (version 8) whose first 40 bits name the block, so that a hold id alone finds
-    its hold without a pointer key; the other 82 bits are random."""
-    raw = bytearray(block_prefix(block) + os.urandom(11))
+    its hold without a pointer key. The other 82 bits are random or, for a request with an
+    Idempotency-Key, a keyed hash of the client and the key: a retry names the same hold,
+    and create_hold.lua, idempotent per hold id, returns it instead of making another."""
+    if idempotency_key:
+        tail = hashlib.blake2b(f"{client}\n{idempotency_key}".encode(), key=secret[:64],
+                               digest_size=11).digest()
+    else:
+        tail = os.urandom(11)
+    raw = bytearray(block_prefix(block) + tail)
     raw[6] = (raw[6] & 0x0F) | 0x80  # version 8
     raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
     return str(uuid.UUID(bytes=bytes(raw)))
-
-
-def fingerprint(block: keys.BlockKeys, quantity: int, allow_split: bool) -> str:
-    return f"{block_ref(block)}|{quantity}|{int(allow_split)}"
-
-
-def owner_keys(client: str, idempotency_key: str | None) -> list[str]:
-    own = keys.OwnerKeys(client)
-    out = [own.rate, own.holds]
-    if idempotency_key:
-        out.append(own.idempotency(idempotency_key))
-    return out
 
 
 # -- the async service ------------------------------------------------------------------
@@ -175,12 +173,14 @@ class HoldEngine:
         max_quantity: int,
         max_active_per_owner: int,
         rate_limit_per_minute: int,
+        id_secret: bytes = b"",
     ) -> None:
         self.client = client
         self.ttl_ms = ttl_seconds * 1000
         self.max_quantity = max_quantity
         self.max_active = max_active_per_owner
         self.rate_limit = rate_limit_per_minute
+        self.id_secret = id_secret  # keys the hash that turns an Idempotency-Key into an id
         self._blocks: dict[bytes, keys.BlockKeys] = {}  # hold id prefix -> block
 
     def _check_quantity(self, quantity: int) -> None:
@@ -196,7 +196,7 @@ class HoldEngine:
         for attempt in range(2):
             pipe = self.client.pipeline(transaction=False)
             for block in blocks:
-                pipe.evalsha(av.sha, 5, *block_keys(block), *args)
+                pipe.evalsha(av.sha, 7, *block_keys(block), *args)
             try:
                 replies = await pipe.execute()
                 break
@@ -214,7 +214,8 @@ class HoldEngine:
             self.client,
             "create_hold",
             block_keys(block),
-            ["check", quantity, 0, "", "", int(allow_split), "check", RECLAIM_LIMIT],
+            ["check", quantity, 0, "", "", int(allow_split), "check", RECLAIM_LIMIT,
+             self.max_active, 0, 0],
         )
         return parse_offer(reply, quantity)
 
@@ -228,35 +229,19 @@ class HoldEngine:
         idempotency_key: str | None = None,
         allow_split: bool = False,
     ) -> Hold:
-        """Hold `quantity` best-available seats for `client`; raises a DomainError if not."""
+        """Hold `quantity` best-available seats for `client` in one script call; raises a
+        DomainError if not. A retry with the same Idempotency-Key returns the same hold."""
         self._check_quantity(quantity)
-        hold_id = new_hold_id(block)
-        okeys = owner_keys(client, idempotency_key)
-        admitted = await scripts.arun(
+        hold_id = new_hold_id(block, client=client, idempotency_key=idempotency_key,
+                              secret=self.id_secret)
+        reply = await scripts.arun(
             self.client,
-            "admit_hold",
-            okeys,
-            [hold_id, self.ttl_ms, self.max_active, self.rate_limit,
-             fingerprint(block, quantity, allow_split)],
+            "create_hold",
+            block_keys(block),
+            [hold_id, quantity, self.ttl_ms, owner, client, int(allow_split), "hold",
+             RECLAIM_LIMIT, self.max_active, self.rate_limit, int(bool(idempotency_key))],
         )
-        if int(admitted[0]) == 0:
-            raise refusal(admitted)
-        if int(admitted[0]) == 2:
-            # A retry: finish the first request under its hold id. create_hold is
-            # idempotent per hold id, so whichever of the two runs first makes the hold
-            # and the other gets it back, even if the first was cancelled mid-flight.
-            hold_id = text(admitted[1])
-        try:
-            reply = await self._create_in_block(block, hold_id, quantity, owner, client,
-                                                allow_split)
-            offer = parse_offer(reply, quantity)
-        except errors.DomainError:
-            # Refused (sold out, ...): the client's slot and Idempotency-Key are given back.
-            # Any other failure (a cancelled or broken call) keeps them: the script may
-            # have run, and a retry with the same key completes or returns that hold.
-            await scripts.arun(self.client, "unadmit_hold", [okeys[1], *okeys[2:]],
-                               [hold_id, 1])
-            raise
+        offer = parse_offer(reply, quantity)
         if int(reply[0]) == 2:
             return await self.get(hold_id)
         return Hold(
@@ -271,18 +256,6 @@ class HoldEngine:
             seats=offer.seats,
             expires_ms=offer.expires_ms,
             created_ms=offer.expires_ms - self.ttl_ms,
-        )
-
-    async def _create_in_block(
-        self, block: keys.BlockKeys, hold_id: str, quantity: int, owner: str, client: str,
-        allow_split: bool,
-    ) -> list[Any]:
-        return await scripts.arun(
-            self.client,
-            "create_hold",
-            block_keys(block),
-            [hold_id, quantity, self.ttl_ms, owner, client, int(allow_split), "hold",
-             RECLAIM_LIMIT],
         )
 
     async def locate(self, hold_id: str) -> keys.BlockKeys:
@@ -325,7 +298,4 @@ class HoldEngine:
             raise errors.HoldNotActive(
                 f"This seat hold is already {text(reply[2])}.", status=text(reply[2])
             )
-        await scripts.arun(
-            self.client, "unadmit_hold", [keys.OwnerKeys(text(reply[2])).holds], [hold_id, 0]
-        )
         return await self.get(hold_id)

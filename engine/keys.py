@@ -2,7 +2,8 @@
 
 A seat block is one (event date, section). All of a block's keys share the hash tag
 ``{blk:<date>:<section>}`` so that each block script touches one slot and runs unchanged on
-Redis Cluster. An owner's keys (rate limit, active holds, idempotency) share ``{own:<owner>}``.
+Redis Cluster. A hold's admission (rate limit, active-hold cap) is counted in its block too,
+so that making a hold is one script call.
 """
 
 from __future__ import annotations
@@ -48,32 +49,19 @@ class BlockKeys:
         return f"{self.tag}:ended"
 
     @property
-    def sales(self) -> str:
-        """hash order_id -> JSON {mode, seats, qty}: which seats each paid order got"""
-        return f"{self.tag}:sales"
-
-
-@dataclass(frozen=True, slots=True)
-class OwnerKeys:
-    owner: str  # "user:<sub>" or "guest:<client address>"
-
-    @property
-    def tag(self) -> str:
-        return f"{PREFIX}:{{own:{self.owner}}}"
+    def clients(self) -> str:
+        """hash client -> number of the client's active holds in this block"""
+        return f"{self.tag}:clients"
 
     @property
     def rate(self) -> str:
-        """hash minute_window -> count, for the per-client hold rate limit"""
+        """zset client -> the rate limiter's theoretical arrival time (ms)"""
         return f"{self.tag}:rate"
 
     @property
-    def holds(self) -> str:
-        """zset hold_id -> expires_at_ms of the owner's active holds"""
-        return f"{self.tag}:holds"
-
-    def idempotency(self, key: str) -> str:
-        """string: '<hold_id>|<request fingerprint>' for an Idempotency-Key"""
-        return f"{self.tag}:idem:{key}"
+    def sales(self) -> str:
+        """hash order_id -> JSON {mode, seats, qty}: which seats each paid order got"""
+        return f"{self.tag}:sales"
 
 
 def blocks_index() -> str:

@@ -48,7 +48,4 @@ def sell(
 def release_for_order(client: scripts.Client, block: keys.BlockKeys, hold_id: str) -> bool:
     """Release a hold whose payment failed, whoever holds it. False if it had ended."""
     reply = scripts.run(client, "release_hold", block_keys(block), [hold_id, "", 1])
-    if int(reply[0]) != 1:
-        return False
-    scripts.run(client, "unadmit_hold", [keys.OwnerKeys(text(reply[2])).holds], [hold_id, 0])
-    return True
+    return int(reply[0]) == 1

@@ -21,8 +21,6 @@ SCRIPT_NAMES = (
     "availability",
     "create_hold",
     "release_hold",
-    "admit_hold",
-    "unadmit_hold",
     "sell_hold",
 )
 

@@ -1,11 +1,14 @@
 -- lua/_block.lua: shared prelude of the block scripts, inlined by engine/scripts.py where a
--- script says `--!include _block`. Every block script takes the same five keys:
+-- script says `--!include _block`. Every block script takes the same seven keys:
 -- KEYS[1] {blk}:meta     hash kind, capacity, rows, seats_per_row, price_cents, active, held, sold
 -- KEYS[2] {blk}:seats    string, one byte a seat: '0' free, 'H' held, 'S' sold (reserved only)
 -- KEYS[3] {blk}:holds    zset hold_id -> expires_at_ms, active holds only
 -- KEYS[4] {blk}:records  hash hold_id -> JSON record (active holds and recent tombstones)
 -- KEYS[5] {blk}:ended    zset hold_id -> ended_at_ms, so tombstones can be trimmed
+-- KEYS[6] {blk}:clients  hash client -> number of active holds (the per-client cap)
+-- KEYS[7] {blk}:rate     zset client -> rate limiter's theoretical arrival time (ms, GCRA)
 local META, SEATS, HOLDS, RECORDS, ENDED = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local CLIENTS, RATE = KEYS[6], KEYS[7]
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -27,15 +30,23 @@ local function set_seats(indices, state)
   end
 end
 
--- Give a hold's seats back to sale and turn its record into a tombstone.
-local function end_hold(hold_id, rec, status, now)
-  if rec.seats and #rec.seats > 0 then set_seats(rec.seats, '0') end
-  redis.call('HINCRBY', META, 'held', -rec.qty)
+-- Turn an active hold's record into a tombstone and stop counting it against its client.
+local function retire(hold_id, rec, status, now)
   rec.status = status
   rec.ended_ms = now
   redis.call('HSET', RECORDS, hold_id, cjson.encode(rec))
   redis.call('ZREM', HOLDS, hold_id)
   redis.call('ZADD', ENDED, now, hold_id)
+  if redis.call('HINCRBY', CLIENTS, rec.client, -1) <= 0 then
+    redis.call('HDEL', CLIENTS, rec.client)
+  end
+end
+
+-- Give a hold's seats back to sale and retire it.
+local function end_hold(hold_id, rec, status, now)
+  if rec.seats and #rec.seats > 0 then set_seats(rec.seats, '0') end
+  redis.call('HINCRBY', META, 'held', -rec.qty)
+  retire(hold_id, rec, status, now)
 end
 
 -- Expire at most `limit` holds past their expiry and drop tombstones older than
@@ -55,6 +66,8 @@ local function reclaim(now, limit, tombstone_ms)
     end
   end
   if not tombstone_ms then return freed end
+  -- Off the hot path: tombstones past their time, and rate entries that no longer limit.
+  redis.call('ZREMRANGEBYSCORE', RATE, '-inf', now)
   local old = redis.call('ZRANGEBYSCORE', ENDED, '-inf', now - tombstone_ms, 'LIMIT', 0, limit)
   if #old > 0 then
     redis.call('HDEL', RECORDS, unpack(old))

@@ -1,17 +1,24 @@
 -- lua/create_hold.lua: hold `qty` best-available seats in one block for `ttl_ms`, or nothing.
--- With mode 'check' it only answers whether (and which seats) it would hold.
--- Reclaims the block's expired holds first. Policy: engine/best_available.py (the spec).
+-- With mode 'check' it only answers whether (and which seats) it would hold. Everything a
+-- hold needs happens here, in one call on the block's slot: reclaim expired holds, replay
+-- a retried request, the client's rate limit and active-hold cap, best available, write.
+-- Policy: engine/best_available.py (the spec).
 --!include _block
 --!include _pick
 -- ARGV[1] hold_id  ARGV[2] qty  ARGV[3] ttl_ms  ARGV[4] owner (user id, '' for a guest)
 -- ARGV[5] client (rate/limit identity)  ARGV[6] allow_split ('1' | '0')  ARGV[7] mode
--- ('hold' | 'check')  ARGV[8] reclaim_limit  (tombstones are left to the sweeper)
+-- ('hold' | 'check')  ARGV[8] reclaim_limit  ARGV[9] max active holds of a client in this
+-- block  ARGV[10] rate limit, requests a minute (0: off)  ARGV[11] '1' if hold_id may exist
+-- already (derived from an Idempotency-Key), '0' for a fresh random id
 -- Returns {1, expires_at_ms, price_cents, seat_index, ...}   new hold (check: expires 0)
---       | {2, expires_at_ms, price_cents, seat_index, ...}   hold_id exists (replayed call)
---       | {0, reason, available, price_cents}  reason: 'no_block' | 'not_on_sale'
---                                                     | 'sold_out' | 'no_adjacent'
+--       | {2, expires_at_ms, price_cents, seat_index, ...}   hold_id exists (a retry)
+--       | {0, reason, n, price_cents}  reason: 'no_block' | 'not_on_sale' | 'sold_out' (n:
+--         seats available) | 'no_adjacent' (n: available) | 'rate_limited' (n: retry ms)
+--         | 'too_many_holds' (n: the hold TTL, by when one has ended at the latest)
+--         | 'idempotency_mismatch'
 -- Seat indices are 0-based offsets into KEYS[2]; GA holds return none.
-local hold_id, qty, ttl_ms = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local hold_id, qty, ttl_ms, client = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[5]
+local split, holding = ARGV[6] == '1', ARGV[7] == 'hold'
 local m = redis.call('HMGET', META, 'kind', 'capacity', 'rows', 'seats_per_row',
   'price_cents', 'active', 'held', 'sold')
 if not m[1] then return {0, 'no_block', 0, 0} end
@@ -22,12 +29,33 @@ local price = tonumber(m[5])
 local now = now_ms()
 local freed = reclaim(now, tonumber(ARGV[8]), nil)
 
-local existing = redis.call('HGET', RECORDS, hold_id)
-if existing then
-  local rec = cjson.decode(existing)
-  local reply = {2, rec.expires_ms, rec.price_cents}
-  for _, idx in ipairs(rec.seats or {}) do reply[#reply + 1] = idx end
-  return reply
+if ARGV[11] == '1' then
+  local existing = redis.call('HGET', RECORDS, hold_id)
+  if existing then
+    local rec = cjson.decode(existing)
+    if rec.qty ~= qty or (rec.split == 1) ~= split then
+      return {0, 'idempotency_mismatch', 0, price}
+    end
+    local reply = {2, rec.expires_ms, rec.price_cents}
+    for _, idx in ipairs(rec.seats or {}) do reply[#reply + 1] = idx end
+    return reply
+  end
+end
+
+if holding then
+  local per_minute = tonumber(ARGV[10])
+  if per_minute > 0 then
+    local interval = 60000 / per_minute
+    local tat = tonumber(redis.call('ZSCORE', RATE, client) or now)
+    if tat < now then tat = now end
+    if tat + interval - now > 60000 then
+      return {0, 'rate_limited', math.ceil(tat + interval - now - 60000), price}
+    end
+    redis.call('ZADD', RATE, tat + interval, client)
+  end
+  if tonumber(redis.call('HGET', CLIENTS, client) or 0) >= tonumber(ARGV[9]) then
+    return {0, 'too_many_holds', ttl_ms, price}  -- by then, at the latest, one has ended
+  end
 end
 
 local available = capacity - (tonumber(m[7]) - freed) - tonumber(m[8])
@@ -42,15 +70,17 @@ if kind == 'reserved' then
 end
 
 local expires = 0
-if ARGV[7] == 'hold' then
+if holding then
   expires = now + ttl_ms
   if kind == 'reserved' then set_seats(picked, 'H') end
   redis.call('HINCRBY', META, 'held', qty)
-  local rec = {status = 'active', owner = ARGV[4], client = ARGV[5], qty = qty,
+  local rec = {status = 'active', owner = ARGV[4], client = client, qty = qty,
     price_cents = price, created_ms = now, expires_ms = expires}
   if kind == 'reserved' then rec.seats = picked end
+  if split then rec.split = 1 end
   redis.call('HSET', RECORDS, hold_id, cjson.encode(rec))
   redis.call('ZADD', HOLDS, expires, hold_id)
+  redis.call('HINCRBY', CLIENTS, client, 1)
 end
 
 local reply = {1, expires, price}

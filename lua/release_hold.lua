@@ -3,7 +3,7 @@
 --!include _block
 -- ARGV[1] hold_id  ARGV[2] requester (user id, '' for a guest)  ARGV[3] force ('1': the
 -- system releases it, e.g. for a failed payment, whoever owns it)
--- Returns {1, qty, client}                 released; client is the owner-limit identity
+-- Returns {1, qty}                         released
 --       | {0, 'not_found'}                  no such hold in this block (or long gone)
 --       | {0, 'forbidden'}                  the hold belongs to another user
 --       | {0, 'not_active', status}         already released / expired / sold
@@ -21,4 +21,4 @@ if rec.expires_ms <= now then
   return {0, 'not_active', 'expired'}
 end
 end_hold(hold_id, rec, 'released', now)
-return {1, rec.qty, rec.client}
+return {1, rec.qty}

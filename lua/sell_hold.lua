@@ -4,14 +4,14 @@
 -- in the same block, else nothing (the order must be refunded). Never oversells.
 --!include _block
 --!include _pick
--- KEYS[6] {blk}:sales   hash order_id -> JSON {mode, seats, qty}: what each order got
+-- KEYS[8] {blk}:sales   hash order_id -> JSON {mode, seats, qty}: what each order got
 -- ARGV[1] order_id  ARGV[2] hold_id  ARGV[3] qty  ARGV[4] preferred seats (the hold's,
 -- comma-separated indices; '' for GA)  ARGV[5] reclaim_limit  ARGV[6] tombstone_ms
 -- Returns {1, mode, seat_index, ...}  mode: 'hold' (the hold's seats), 'same' (its seats,
 --          re-taken after it ended), 'moved' (other seats in the block)
 --       | {2, mode, seat_index, ...}  this order was sold before (a replayed job)
 --       | {0, 'no_seats'} | {0, 'no_block'}
-local SALES = KEYS[6]
+local SALES = KEYS[8]
 local order_id, hold_id, qty = ARGV[1], ARGV[2], tonumber(ARGV[3])
 
 local done = redis.call('HGET', SALES, order_id)
@@ -40,10 +40,8 @@ if rec and rec.status == 'active' then
   seats = rec.seats or {}
   if #seats > 0 then set_seats(seats, 'S') end
   redis.call('HINCRBY', META, 'held', -rec.qty)
-  rec.status, rec.order_id, rec.ended_ms = 'sold', order_id, now
-  redis.call('HSET', RECORDS, hold_id, cjson.encode(rec))
-  redis.call('ZREM', HOLDS, hold_id)
-  redis.call('ZADD', ENDED, now, hold_id)
+  rec.order_id = order_id
+  retire(hold_id, rec, 'sold', now)
   qty = rec.qty
 else
   local c = redis.call('HMGET', META, 'held', 'sold')

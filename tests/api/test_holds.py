@@ -202,9 +202,25 @@ async def test_idempotency_key_with_another_body_is_refused(
     before = await sections(api, venue.id)
     assert_error(await api.post(CREATE, json=hold_body(section, 3), headers=headers), 422,
                  "idempotency_key_reused")
-    assert_error(await api.post(CREATE, json=hold_body(venue.sections["Lawn"], 2),
+    assert_error(await api.post(CREATE, json={**hold_body(section, 2), "allow_split": True},
                                 headers=headers), 422, "idempotency_key_reused")
     assert await sections(api, venue.id) == before
+
+
+async def test_idempotency_keys_are_scoped_to_a_section_and_date(
+    api: httpx.AsyncClient, venue
+) -> None:
+    """A hold is made in one script call on its block's slot, so a key names one request
+    to one section on one date: the same key elsewhere is another request."""
+    headers = {"Idempotency-Key": "k-1"}
+    right = data(await api.post(CREATE, json=hold_body(venue.sections["Orchestra Right"], 2),
+                                headers=headers), 201)
+    lawn = data(await api.post(CREATE, json=hold_body(venue.sections["Lawn"], 2),
+                               headers=headers), 201)
+    assert lawn["hold_id"] != right["hold_id"]
+    again = data(await api.post(CREATE, json=hold_body(venue.sections["Lawn"], 2),
+                                headers=headers), 201)
+    assert again["hold_id"] == lawn["hold_id"]
 
 
 async def test_idempotency_keys_belong_to_their_client(
