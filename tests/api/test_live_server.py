@@ -11,11 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 import ssl
-import subprocess
-import sys
-import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -29,6 +25,7 @@ from amphi.settings import Settings
 from engine import scripts
 from engine.blocks import load_block, seat_map
 from engine.keys import BlockKeys
+from tests._servers import uvicorn_server
 from tests.api._support import (
     BASE,
     DAY,
@@ -45,12 +42,6 @@ from tests.api._support import (
 REPO = Path(__file__).resolve().parents[2]
 CREATE = f"{BASE}/holds/create/"
 STARTUP_SECONDS = 20
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +65,6 @@ def server(
     venue: VenueFixture, settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """uvicorn serving the venue; yields its base URL."""
-    port = free_port()
     env = {
         **os.environ,
         "APP_ENV": "test",
@@ -88,38 +78,9 @@ def server(
         "LOG_LEVEL": "WARNING",
         "LOG_FORMAT": "text",
     }
-    log_path = tmp_path_factory.mktemp("uvicorn") / "uvicorn.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "api.app:app_from_env",
-             "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
-             "--log-level", "warning"],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"uvicorn exited with {proc.returncode}:\n{log_path.read_text()}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"uvicorn did not answer in {STARTUP_SECONDS}s:\n"
-                            f"{log_path.read_text()}")
-            time.sleep(0.05)
+    with uvicorn_server("api.app:app_from_env", env=env,
+                        log_dir=tmp_path_factory.mktemp("uvicorn")) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    assert "Traceback" not in log_path.read_text(), log_path.read_text()
 
 
 class Fans:

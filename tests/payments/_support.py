@@ -8,7 +8,6 @@ import base64
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -323,8 +322,3 @@ def assert_no_failed_jobs(queue: Queue) -> None:
     assert not failed, "jobs failed (retry scheduled):\n" + "\n".join(reports)
     assert queue.count == 0, queue.job_ids
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

@@ -17,9 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -36,13 +34,13 @@ from amphi.settings import Settings
 from engine import scripts
 from ledger.db import sync_engine
 from ledger.migrate import upgrade
+from tests._servers import child_server, free_port
 from tests.api._support import VenueFixture, build_venue, running_api
 from tests.payments._support import (
     REPO,
     SECRET_KEY,
     WEBHOOK_SECRET,
     assert_no_failed_jobs,
-    free_port,
     worker_env,
 )
 from workers import context, jobs
@@ -167,41 +165,18 @@ def open_api(venue: VenueFixture) -> ApiOpener:
 @pytest.fixture(scope="session")
 def localstripe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A localstripe server for the session; yields its base URL."""
-    port = free_port()
+    url = f"http://127.0.0.1:{(port := free_port())}"
+    argv = [sys.executable, "-m", "tests.payments._localstripe", "--port", str(port),
+            "--from-scratch"]
+
+    def answers() -> bool:
+        auth = {"Authorization": f"Bearer {SECRET_KEY}"}
+        return httpx.get(f"{url}/v1/payment_intents", headers=auth, timeout=1).status_code == 200
+
     log_path = tmp_path_factory.mktemp("localstripe") / "localstripe.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.payments._localstripe", "--port", str(port),
-             "--from-scratch"],
-            cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + LOCALSTRIPE_STARTUP_SECONDS
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"localstripe exited with {proc.returncode}:\n"
-                            f"{log_path.read_text()}")
-            try:
-                answer = httpx.get(f"{url}/v1/payment_intents",
-                                   headers={"Authorization": f"Bearer {SECRET_KEY}"},
-                                   timeout=1)
-                if answer.status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"localstripe did not answer in {LOCALSTRIPE_STARTUP_SECONDS}s:\n"
-                            f"{log_path.read_text()}")
-            time.sleep(0.05)
+    with child_server(argv, env=dict(os.environ), log_path=log_path, name="localstripe",
+                      answers=answers, timeout=LOCALSTRIPE_STARTUP_SECONDS):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 # -- the RQ worker, in-process ------------------------------------------------------------------

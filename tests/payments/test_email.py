@@ -21,12 +21,12 @@ from rq.registry import ScheduledJobRegistry
 from sqlalchemy import Engine
 
 from amphi.settings import Settings
+from tests._servers import free_port
 from tests.api._support import data
 from tests.payments._support import (
     bearer,
     checkout,
     confirm,
-    free_port,
     make_hold,
     one_set_of_tickets,
     open_png,

@@ -9,10 +9,7 @@ import asyncio
 import concurrent.futures
 import json
 import os
-import socket
 import ssl
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -33,6 +30,7 @@ from amphi.settings import Settings
 from amphi.signing import Signer, ticket_claims
 from ledger.models import Scan, Ticket
 from ledger.scans import earlier_admission, scan_ticket
+from tests._servers import uvicorn_server
 from tests.scan._support import (
     JUNE_19,
     JUNE_20,
@@ -429,18 +427,11 @@ async def test_re_entry_where_the_gate_allows_it(
 
 
 # -- two devices, one ticket, the same instant -----------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def live_server(sold: Sold, settings: Settings,
                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """uvicorn (`tests.scan._live_app`, configured by the environment, its gate clock at
     June 19 2027 6 PM in Los Angeles); yields its base URL."""
-    port = free_port()
     env = {
         **os.environ,
         "APP_ENV": "test",
@@ -453,37 +444,9 @@ def live_server(sold: Sold, settings: Settings,
         "LOG_FORMAT": "text",
         "SCAN_TEST_NOW": la(JUNE_19, 18).isoformat(),
     }
-    log_path = tmp_path_factory.mktemp("uvicorn-scan") / "uvicorn.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "tests.scan._live_app:app_from_env",
-             "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
-             "--log-level", "warning"],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"uvicorn exited with {proc.returncode}:\n{log_path.read_text()}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"uvicorn did not answer in 20s:\n{log_path.read_text()}")
-            time.sleep(0.05)
+    with uvicorn_server("tests.scan._live_app:app_from_env", env=env,
+                        log_dir=tmp_path_factory.mktemp("uvicorn-scan")) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    assert "Traceback" not in log_path.read_text(), log_path.read_text()
 
 
 DEVICES = 20

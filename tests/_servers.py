@@ -1,0 +1,67 @@
+"""Servers the tests run as child processes (uvicorn, localstripe): start, wait until they
+answer, stop, and show their log when they fail."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def child_server(argv: list[str], *, env: dict[str, str], log_path: Path, name: str,
+                 answers: Callable[[], bool], timeout: float = 20) -> Iterator[None]:
+    """Run `argv` until the block ends; `answers()` says when it is ready."""
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"{name} exited with {proc.returncode}:\n{log_path.read_text()}")
+            try:
+                if answers():
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"{name} did not answer in {timeout:g}s:\n{log_path.read_text()}")
+            time.sleep(0.05)
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextmanager
+def uvicorn_server(factory: str, *, env: dict[str, str], log_dir: Path,
+                   timeout: float = 20) -> Iterator[str]:
+    """uvicorn serving `factory` (module:function) on a free port; yields its base URL. A
+    traceback in its log fails the test that used it."""
+    url = f"http://127.0.0.1:{(port := free_port())}"
+    log_path = log_dir / "uvicorn.log"
+    argv = [sys.executable, "-m", "uvicorn", "--factory", factory, "--host", "127.0.0.1",
+            "--port", str(port), "--no-access-log", "--log-level", "warning"]
+    with child_server(argv, env=env, log_path=log_path, name="uvicorn", timeout=timeout,
+                      answers=lambda: httpx.get(f"{url}/healthz", timeout=1).status_code == 200):
+        yield url
+    assert "Traceback" not in log_path.read_text(), log_path.read_text()
