@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
-from sqlalchemy import Sequence, select
+from sqlalchemy import Sequence, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, selectinload
 
@@ -95,3 +95,15 @@ def record_stripe_event(
         .returning(StripeEvent.id)
     ).first()
     return inserted is not None
+
+
+def expire_abandoned(session: Session, *, created_before: datetime) -> int:
+    """Pending orders from before `created_before` become expired: the fan walked away.
+    A payment that still arrives finalises them all the same (expired is still open)."""
+    result = session.execute(
+        update(Order)
+        .where(Order.status == OrderStatus.PENDING, Order.created_at < created_before)
+        .values(status=OrderStatus.EXPIRED,
+                failure_reason="No payment arrived before the hold expired.")
+    )
+    return result.rowcount

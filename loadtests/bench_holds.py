@@ -481,6 +481,16 @@ def script_times(args: argparse.Namespace, sync: redis.Redis) -> list[dict[str, 
     )
     report({"script": "no-op", "state": "-", "qty": "-", **row})
 
+    # the floor of create_hold on this server: a script that only returns, called with
+    # create_hold's 7 keys and 11 arguments (passing them in costs time of its own)
+    floor_block = block_for("st-floor")
+    floor = [(noop_sha, block_keys(floor_block),
+              [str(uuid.uuid4()), 2, TTL_SECONDS * 1000, "", "st", 0, "hold", RECLAIM_LIMIT,
+               4, 0, 0])] * n
+    row = measure_server_time(sync, lambda: floor, n, args.script_reps, "returned 1")
+    report({"script": "no-op", "state": "with create_hold's 7 keys, 11 args", "qty": "-",
+            **row})
+
     for state in ("empty", "random95", "front95"):
         for qty in (2, 4):
 

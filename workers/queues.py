@@ -12,7 +12,7 @@ from amphi import logs
 from amphi.settings import Settings
 from engine.connection import sync_client
 from workers.jobs import DEFAULT, MAINTENANCE
-from workers.sweep import sweep_expired_holds
+from workers.sweep import expire_abandoned_orders, sweep_expired_holds
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,8 @@ def run_cron(settings: Settings) -> None:
         result_ttl=60,
         failure_ttl=3600,
     )
+    cron.register(expire_abandoned_orders, queue_name=MAINTENANCE, interval=60, ttl=120,
+                  result_ttl=60, failure_ttl=3600)
     cron.start()
 
 
