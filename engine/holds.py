@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import date
@@ -144,15 +145,20 @@ def block_prefix(block: keys.BlockKeys) -> bytes:
     return hashlib.blake2b(block_ref(block).encode(), digest_size=5).digest()
 
 
+IDEMPOTENCY_WINDOW_S = 3600  # no longer than TOMBSTONE_MS: see new_hold_id
+
+
 def new_hold_id(block: keys.BlockKeys, *, client: str = "", idempotency_key: str | None = None,
-                secret: bytes = b"") -> str:
+                secret: bytes = b"", window: int = 0) -> str:
     """A UUID (version 8) whose first 40 bits name the block, so that a hold id alone finds
     its hold without a pointer key. The other 82 bits are random or, for a request with an
-    Idempotency-Key, a keyed hash of the client and the key: a retry names the same hold,
-    and create_hold.lua, idempotent per hold id, returns it instead of making another."""
+    Idempotency-Key, a keyed hash of the client, the key and the hour (`window`): a retry
+    names the same hold, and create_hold.lua, idempotent per hold id, returns it. Within an
+    hour of a hold its record (or tombstone) still exists, so the key is recognised; a key
+    used again in a later hour makes a new id, so an id never names two holds."""
     if idempotency_key:
-        tail = hashlib.blake2b(f"{client}\n{idempotency_key}".encode(), key=secret[:64],
-                               digest_size=11).digest()
+        tail = hashlib.blake2b(f"{client}\n{idempotency_key}\n{window}".encode(),
+                               key=secret[:64], digest_size=11).digest()
     else:
         tail = os.urandom(11)
     raw = bytearray(block_prefix(block) + tail)
@@ -232,18 +238,22 @@ class HoldEngine:
         """Hold `quantity` best-available seats for `client` in one script call; raises a
         DomainError if not. A retry with the same Idempotency-Key returns the same hold."""
         self._check_quantity(quantity)
-        hold_id = new_hold_id(block, client=client, idempotency_key=idempotency_key,
-                              secret=self.id_secret)
+        window = int(time.time()) // IDEMPOTENCY_WINDOW_S
+        ids = [new_hold_id(block, client=client, idempotency_key=idempotency_key,
+                           secret=self.id_secret, window=w) for w in (window, window - 1)]
         reply = await scripts.arun(
             self.client,
             "create_hold",
             block_keys(block),
-            [hold_id, quantity, self.ttl_ms, owner, client, int(allow_split), "hold",
-             RECLAIM_LIMIT, self.max_active, self.rate_limit, int(bool(idempotency_key))],
+            [ids[0], quantity, self.ttl_ms, owner, client, int(allow_split), "hold",
+             RECLAIM_LIMIT, self.max_active, self.rate_limit, int(bool(idempotency_key)),
+             ids[1] if idempotency_key else ""],
         )
         offer = parse_offer(reply, quantity)
-        if int(reply[0]) == 2:
-            return await self.get(hold_id)
+        code = int(reply[0])
+        if code in (2, 3):
+            return await self.get(ids[code - 2])
+        hold_id = ids[0]
         return Hold(
             hold_id=hold_id,
             event_date=block.event_date,

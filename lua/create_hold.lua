@@ -9,9 +9,11 @@
 -- ARGV[5] client (rate/limit identity)  ARGV[6] allow_split ('1' | '0')  ARGV[7] mode
 -- ('hold' | 'check')  ARGV[8] reclaim_limit  ARGV[9] max active holds of a client in this
 -- block  ARGV[10] rate limit, requests a minute (0: off)  ARGV[11] '1' if hold_id may exist
--- already (derived from an Idempotency-Key), '0' for a fresh random id
+-- already (derived from an Idempotency-Key), '0' for a fresh random id  ARGV[12] with '1':
+-- the id the same key had in the previous hour, so a retry across the hour replays too
 -- Returns {1, expires_at_ms, price_cents, seat_index, ...}   new hold (check: expires 0)
 --       | {2, expires_at_ms, price_cents, seat_index, ...}   hold_id exists (a retry)
+--       | {3, expires_at_ms, price_cents, seat_index, ...}   ARGV[12] exists (a retry)
 --       | {0, reason, n, price_cents}  reason: 'no_block' | 'not_on_sale' | 'sold_out' (n:
 --         seats available) | 'no_adjacent' (n: available) | 'rate_limited' (n: retry ms)
 --         | 'too_many_holds' (n: the hold TTL, by when one has ended at the latest)
@@ -30,13 +32,14 @@ local now = now_ms()
 local freed = reclaim(now, tonumber(ARGV[8]), nil)
 
 if ARGV[11] == '1' then
-  local existing = redis.call('HGET', RECORDS, hold_id)
+  local code, existing = 2, redis.call('HGET', RECORDS, hold_id)
+  if not existing then code, existing = 3, redis.call('HGET', RECORDS, ARGV[12]) end
   if existing then
     local rec = cjson.decode(existing)
     if rec.qty ~= qty or (rec.split == 1) ~= split then
       return {0, 'idempotency_mismatch', 0, price}
     end
-    local reply = {2, rec.expires_ms, rec.price_cents}
+    local reply = {code, rec.expires_ms, rec.price_cents}
     for _, idx in ipairs(rec.seats or {}) do reply[#reply + 1] = idx end
     return reply
   end

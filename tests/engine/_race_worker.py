@@ -1,0 +1,189 @@
+"""Process bodies for tests/engine/test_race.py (a module of its own so 'spawn' imports it).
+
+Each process opens its own connection pool, warms it up, waits on a shared barrier and
+then fires all its requests at once with asyncio. Results go back as plain
+tuples.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import time
+import traceback
+import uuid
+from datetime import date
+from typing import Any
+
+import redis.asyncio as aredis
+
+from amphi import errors
+from engine import keys
+from engine.best_available import choose_seats
+from engine.holds import HoldEngine
+
+POOL_SIZE = 200  # connections a process keeps; requests beyond that wait for one
+
+
+def _client(url: str) -> aredis.Redis:
+    pool = aredis.BlockingConnectionPool.from_url(
+        url, max_connections=POOL_SIZE, timeout=60, socket_connect_timeout=30
+    )
+    return aredis.Redis(connection_pool=pool)
+
+
+def _block(ref: tuple[str, str]) -> keys.BlockKeys:
+    return keys.BlockKeys(date.fromisoformat(ref[0]), ref[1])
+
+
+async def _warm_up(client: aredis.Redis, n: int) -> None:
+    """Open the pool's connections before the start signal, 50 at a time."""
+    pool = client.connection_pool
+    conns = []
+    for i in range(0, n, 50):
+        conns += await asyncio.gather(*(pool.get_connection() for _ in range(min(50, n - i))))
+    for conn in conns:
+        await pool.release(conn)
+    await client.ping()
+
+
+def _engine_attempt(engine: HoldEngine, block: keys.BlockKeys, kind: str, tag: str,
+                    rnd: random.Random, release_share: float):
+    qty = rnd.randint(1, 8)
+    allow_split = kind == "reserved" and rnd.random() < 0.15
+    release = rnd.random() < release_share
+    pause = rnd.random() * 0.05
+
+    async def attempt() -> tuple:
+        try:
+            hold = await engine.create(block, qty, owner=tag, client=tag,
+                                       allow_split=allow_split)
+        except errors.SoldOut:
+            return (kind, "sold_out", qty)
+        except errors.NoAdjacentSeats:
+            return (kind, "no_adjacent", qty)
+        if release:
+            await asyncio.sleep(pause)
+            released = await engine.release(hold.hold_id, requester=tag)
+            assert released.status == "released", released
+            return (kind, "released", qty, hold.hold_id, hold.seats, allow_split)
+        return (kind, "held", qty, hold.hold_id, hold.seats, allow_split)
+
+    return attempt
+
+
+DUPLICATES = 10  # shared (client, Idempotency-Key) pairs every process sends twice
+
+
+def _duplicate_attempt(engine: HoldEngine, block: keys.BlockKeys, j: int):
+    tag = f"user:dup-{j}"
+
+    async def attempt() -> tuple:
+        try:
+            hold = await engine.create(block, 1 + j % 8, owner=tag, client=tag,
+                                       idempotency_key=f"dup-{j}")
+        except (errors.SoldOut, errors.NoAdjacentSeats, errors.RequestInProgress) as exc:
+            return ("dup", type(exc).__name__, j)
+        return ("dup", "held", j, hold.hold_id, hold.seats)
+
+    return attempt
+
+
+async def _engine_main(url: str, reserved: tuple[str, str], ga: tuple[str, str], proc: int,
+                       n_reserved: int, n_ga: int, seed: int, barrier: Any) -> dict:
+    client = _client(url)
+    engine = HoldEngine(client, ttl_seconds=600, max_quantity=8, max_active_per_owner=4,
+                        rate_limit_per_minute=0)
+    rnd = random.Random(seed)
+    attempts = [
+        _engine_attempt(engine, _block(reserved), "reserved", f"user:p{proc}-r{i}", rnd, 0.15)
+        for i in range(n_reserved)
+    ] + [
+        _engine_attempt(engine, _block(ga), "ga", f"user:p{proc}-g{i}", rnd, 0.15)
+        for i in range(n_ga)
+    ] + [
+        _duplicate_attempt(engine, _block(reserved), j)
+        for j in range(DUPLICATES) for _ in range(2)
+    ]
+    rnd.shuffle(attempts)
+    await _warm_up(client, min(POOL_SIZE, len(attempts)))
+    barrier.wait(timeout=60)
+    started = time.time()
+    results = await asyncio.gather(*(a() for a in attempts), return_exceptions=True)
+    finished = time.time()
+    await client.aclose()
+    out = []
+    for r in results:
+        if isinstance(r, BaseException):
+            out.append(("error", "".join(traceback.format_exception(r))))
+        else:
+            out.append(r)
+    return {"proc": proc, "pid": os.getpid(), "started": started, "finished": finished,
+            "results": out}
+
+
+# -- the control: read seats, pick in Python, write back; no atomicity -----------------------
+async def _naive_hold(client: aredis.Redis, block: keys.BlockKeys, spr: int, qty: int,
+                      tag: str) -> tuple:
+    raw = await client.get(block.seats)
+    chosen = choose_seats(raw.decode(), spr, qty)
+    if chosen is None:
+        return ("reserved", "refused", qty)
+    hold_id = str(uuid.uuid4())
+    expires = int(time.time() * 1000) + 600_000
+    rec = {"status": "active", "owner": tag, "client": tag, "qty": qty, "price_cents": 0,
+           "created_ms": expires - 600_000, "expires_ms": expires, "seats": chosen}
+    pipe = client.pipeline(transaction=False)
+    for i in chosen:
+        pipe.setrange(block.seats, i, "H")
+    pipe.hincrby(block.meta, "held", qty)
+    pipe.hset(block.records, hold_id, json.dumps(rec))
+    pipe.zadd(block.holds, {hold_id: expires})
+    await pipe.execute()
+    return ("reserved", "held", qty, hold_id, chosen, False)
+
+
+async def _naive_main(url: str, reserved: tuple[str, str], spr: int, proc: int, n: int,
+                      seed: int, barrier: Any) -> dict:
+    client = _client(url)
+    rnd = random.Random(seed)
+    block = _block(reserved)
+    qtys = [rnd.randint(1, 8) for _ in range(n)]
+    await _warm_up(client, min(POOL_SIZE, n))
+    barrier.wait(timeout=60)
+    started = time.time()
+    results = await asyncio.gather(
+        *(_naive_hold(client, block, spr, q, f"user:p{proc}-n{i}") for i, q in enumerate(qtys)),
+        return_exceptions=True,
+    )
+    finished = time.time()
+    await client.aclose()
+    out = [("error", repr(r)) if isinstance(r, BaseException) else r for r in results]
+    return {"proc": proc, "pid": os.getpid(), "started": started, "finished": finished,
+            "results": out}
+
+
+# -- process-pool entry points ----------------------------------------------------------------
+_BARRIER: Any = None
+
+
+def init(barrier: Any) -> None:
+    """Pool initializer: the start barrier is handed over when the process is created."""
+    global _BARRIER
+    _BARRIER = barrier
+
+
+def engine_process(*args: Any) -> dict:
+    try:
+        return asyncio.run(_engine_main(*args, _BARRIER))
+    except BaseException:
+        return {"fatal": traceback.format_exc()}
+
+
+def naive_process(*args: Any) -> dict:
+    try:
+        return asyncio.run(_naive_main(*args, _BARRIER))
+    except BaseException:
+        return {"fatal": traceback.format_exc()}
