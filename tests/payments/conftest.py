@@ -15,7 +15,6 @@ behind the real `stripe` client; webhooks carry real signatures.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -74,12 +73,9 @@ def settings(services: devservices.Services,
              tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """Overrides tests/conftest.py (a session fixture there would be cached with the other
     suites' services)."""
-    extra = {}
-    if "ticket_signing_key_file" in {f.name for f in dataclasses.fields(Settings)}:
-        # QR payloads are signed: one key for the app and the workers, not in the repo
-        extra["ticket_signing_key_file"] = str(tmp_path_factory.mktemp("keys") / "signing")
     return Settings(
-        **extra,
+        # QR payloads are signed: one key for the app and the workers, not in the repo
+        ticket_signing_key_file=str(tmp_path_factory.mktemp("keys") / "signing"),
         app_env="test",
         redis_url=services.redis_url,
         rq_redis_url=_with_db(services.redis_url, PAY_RQ_DB),
