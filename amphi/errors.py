@@ -98,11 +98,6 @@ class IdempotencyMismatch(DomainError):
     message = "This Idempotency-Key was already used for a different request."
 
 
-class RequestInProgress(DomainError):
-    code = "request_in_progress"
-    message = "A request with this Idempotency-Key is still being processed; retry shortly."
-
-
 class HoldNotFound(NotFound):
     code = "hold_not_found"
     message = "Seat hold not found; it may have expired. Please create a new hold."

@@ -18,7 +18,6 @@ STATUS: dict[type[errors.DomainError], int] = {
     errors.Unauthorized: 401,
     errors.Forbidden: 403,
     errors.NotFound: 404,
-    errors.RequestInProgress: 409,
     errors.NotOnSale: 409,
     errors.SoldOut: 409,
     errors.NoAdjacentSeats: 409,

@@ -103,9 +103,7 @@ async def test_concurrent_retries_make_exactly_one_hold(redis_client: redis.Redi
             return_exceptions=True,
         )
         holds = [o for o in outcomes if isinstance(o, Hold)]
-        others = [o for o in outcomes if not isinstance(o, Hold)]
-        assert holds, outcomes
-        assert all(isinstance(o, errors.RequestInProgress) for o in others), others
+        assert len(holds) == len(outcomes), outcomes  # every retry gets the hold
         assert len({h.hold_id for h in holds}) == 1
         assert len({tuple(h.seats) for h in holds}) == 1
         # after the dust settles a retry returns that hold
@@ -503,12 +501,8 @@ async def test_cancelled_create_keeps_its_idempotency_key(
     made = [x.decode() for x in redis_client.zrange(block.holds, 0, -1)]
     assert len(made) == 1 and meta(redis_client, block)["held"] == "2"
 
-    try:
-        retry = await engine.create(block, 2, owner="u1", client="u1", idempotency_key="k")
-    except errors.RequestInProgress:
-        pass  # acceptable: the client retries later
-    else:
-        assert retry.hold_id == made[0], "the retry made a second hold"
+    retry = await engine.create(block, 2, owner="u1", client="u1", idempotency_key="k")
+    assert retry.hold_id == made[0], "the retry made a second hold"
     assert meta(redis_client, block)["held"] == "2", "two holds for one Idempotency-Key"
 
 
@@ -547,8 +541,6 @@ async def test_create_cancelled_during_admission_does_not_wedge_the_key(
     await asyncio.sleep(0.2)
     try:
         hold = await engine.create(block, 2, owner="u1", client="u1", idempotency_key="k")
-    except errors.RequestInProgress:
-        pytest.fail("the key is wedged: RequestInProgress for a request that is long dead")
     except errors.TooManyHolds:
         pytest.fail("the owner's slot is taken by a hold that does not exist")
     assert hold.status == "active"
