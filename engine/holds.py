@@ -69,9 +69,8 @@ class Offer:
 
 # -- pure argument building and reply parsing ------------------------------------------
 def block_keys(block: keys.BlockKeys) -> list[str]:
-    """The seven keys every block script takes, in the order of lua/_block.lua."""
-    return [block.meta, block.seats, block.holds, block.records, block.ended, block.clients,
-            block.rate]
+    """The six keys every block script takes, in the order of lua/_block.lua."""
+    return [block.meta, block.seats, block.holds, block.records, block.ended, block.rate]
 
 
 def parse_counts(reply: list[Any]) -> BlockCounts | None:
@@ -202,7 +201,8 @@ class HoldEngine:
         for attempt in range(2):
             pipe = self.client.pipeline(transaction=False)
             for block in blocks:
-                pipe.evalsha(av.sha, 7, *block_keys(block), *args)
+                block_keys_ = block_keys(block)
+                pipe.evalsha(av.sha, len(block_keys_), *block_keys_, *args)
             try:
                 replies = await pipe.execute()
                 break

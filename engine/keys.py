@@ -25,7 +25,8 @@ class BlockKeys:
 
     @property
     def meta(self) -> str:
-        """hash: kind, capacity, rows, seats_per_row, price_cents, active, held, sold"""
+        """hash: kind, capacity, rows, seats_per_row, price_cents, active, held, sold, and
+        'c:<client>' -> that client's active holds"""
         return f"{self.tag}:meta"
 
     @property
@@ -47,11 +48,6 @@ class BlockKeys:
     def ended(self) -> str:
         """zset hold_id -> ended_at_ms, so old tombstones in `records` can be trimmed"""
         return f"{self.tag}:ended"
-
-    @property
-    def clients(self) -> str:
-        """hash client -> number of the client's active holds in this block"""
-        return f"{self.tag}:clients"
 
     @property
     def rate(self) -> str:

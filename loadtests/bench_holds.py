@@ -344,7 +344,7 @@ async def throughput(args: argparse.Namespace, sync: redis.Redis) -> list[dict[s
                 async def bare_op(feeder=feeder2) -> str | None:
                     block = await feeder.next_block()
                     reply = await client.evalsha(
-                        create.sha, 7, *block_keys(block), str(uuid.uuid4()), qty,
+                        create.sha, 6, *block_keys(block), str(uuid.uuid4()), qty,
                         TTL_SECONDS * 1000, "", f"bare:{uuid.uuid4().hex}", *bare_argv
                     )
                     if int(reply[0]) == 0:
@@ -482,13 +482,13 @@ def script_times(args: argparse.Namespace, sync: redis.Redis) -> list[dict[str, 
     report({"script": "no-op", "state": "-", "qty": "-", **row})
 
     # the floor of create_hold on this server: a script that only returns, called with
-    # create_hold's 7 keys and 11 arguments (passing them in costs time of its own)
+    # create_hold's 6 keys and 11 arguments (passing them in costs time of its own)
     floor_block = block_for("st-floor")
     floor = [(noop_sha, block_keys(floor_block),
               [str(uuid.uuid4()), 2, TTL_SECONDS * 1000, "", "st", 0, "hold", RECLAIM_LIMIT,
                4, 0, 0])] * n
     row = measure_server_time(sync, lambda: floor, n, args.script_reps, "returned 1")
-    report({"script": "no-op", "state": "with create_hold's 7 keys, 11 args", "qty": "-",
+    report({"script": "no-op", "state": "with create_hold's 6 keys, 11 args", "qty": "-",
             **row})
 
     for state in ("empty", "random95", "front95"):

@@ -1,14 +1,15 @@
 -- lua/_block.lua: shared prelude of the block scripts, inlined by engine/scripts.py where a
--- script says `--!include _block`. Every block script takes the same seven keys:
--- KEYS[1] {blk}:meta     hash kind, capacity, rows, seats_per_row, price_cents, active, held, sold
+-- script says `--!include _block`. Every block script takes the same six keys:
+-- KEYS[1] {blk}:meta     hash kind, capacity, rows, seats_per_row, price_cents, active, held,
+--                        sold, and 'c:<client>' -> the client's active holds (the cap), kept
+--                        beside `held` so one HMGET reads and one HSET writes both
 -- KEYS[2] {blk}:seats    string, one byte a seat: '0' free, 'H' held, 'S' sold (reserved only)
 -- KEYS[3] {blk}:holds    zset hold_id -> expires_at_ms, active holds only
 -- KEYS[4] {blk}:records  hash hold_id -> JSON record (active holds and recent tombstones)
 -- KEYS[5] {blk}:ended    zset hold_id -> ended_at_ms, so tombstones can be trimmed
--- KEYS[6] {blk}:clients  hash client -> number of active holds (the per-client cap)
--- KEYS[7] {blk}:rate     zset client -> rate limiter's theoretical arrival time (ms, GCRA)
+-- KEYS[6] {blk}:rate     zset client -> rate limiter's theoretical arrival time (ms, GCRA)
 local META, SEATS, HOLDS, RECORDS, ENDED = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local CLIENTS, RATE = KEYS[6], KEYS[7]
+local RATE = KEYS[6]
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -30,15 +31,20 @@ local function set_seats(indices, state)
   end
 end
 
+-- Holds retired in this call, by client: a script that read a client's count before it
+-- reclaimed can correct it without reading it again.
+local retired = {}
+
 -- Turn an active hold's record into a tombstone and stop counting it against its client.
 local function retire(hold_id, rec, status, now)
+  retired[rec.client] = (retired[rec.client] or 0) + 1
   rec.status = status
   rec.ended_ms = now
   redis.call('HSET', RECORDS, hold_id, cjson.encode(rec))
   redis.call('ZREM', HOLDS, hold_id)
   redis.call('ZADD', ENDED, now, hold_id)
-  if redis.call('HINCRBY', CLIENTS, rec.client, -1) <= 0 then
-    redis.call('HDEL', CLIENTS, rec.client)
+  if redis.call('HINCRBY', META, 'c:' .. rec.client, -1) <= 0 then
+    redis.call('HDEL', META, 'c:' .. rec.client)
   end
 end
 

@@ -22,7 +22,7 @@
 local hold_id, qty, ttl_ms, client = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[5]
 local split, holding = ARGV[6] == '1', ARGV[7] == 'hold'
 local m = redis.call('HMGET', META, 'kind', 'capacity', 'rows', 'seats_per_row',
-  'price_cents', 'active', 'held', 'sold')
+  'price_cents', 'active', 'held', 'sold', 'c:' .. client)
 if not m[1] then return {0, 'no_block', 0, 0} end
 if m[6] ~= '1' then return {0, 'not_on_sale', 0, 0} end
 local kind, capacity, rows, spr = m[1], tonumber(m[2]), tonumber(m[3]), tonumber(m[4])
@@ -30,6 +30,9 @@ local price = tonumber(m[5])
 
 local now = now_ms()
 local freed = reclaim(now, tonumber(ARGV[8]), nil)
+-- the counters as they are after the reclaim
+local held = tonumber(m[7]) - freed
+local client_holds = tonumber(m[9] or 0) - (retired[client] or 0)
 
 if ARGV[11] == '1' then
   local code, existing = 2, redis.call('HGET', RECORDS, hold_id)
@@ -56,12 +59,12 @@ if holding then
     end
     redis.call('ZADD', RATE, tat + interval, client)
   end
-  if tonumber(redis.call('HGET', CLIENTS, client) or 0) >= tonumber(ARGV[9]) then
+  if client_holds >= tonumber(ARGV[9]) then
     return {0, 'too_many_holds', ttl_ms, price}  -- by then, at the latest, one has ended
   end
 end
 
-local available = capacity - (tonumber(m[7]) - freed) - tonumber(m[8])
+local available = capacity - held - tonumber(m[8])
 if available < qty then return {0, 'sold_out', available, price} end
 
 local picked = {}
@@ -76,14 +79,13 @@ local expires = 0
 if holding then
   expires = now + ttl_ms
   if kind == 'reserved' then set_seats(picked, 'H') end
-  redis.call('HINCRBY', META, 'held', qty)
+  redis.call('HSET', META, 'held', held + qty, 'c:' .. client, client_holds + 1)
   local rec = {status = 'active', owner = ARGV[4], client = client, qty = qty,
     price_cents = price, created_ms = now, expires_ms = expires}
   if kind == 'reserved' then rec.seats = picked end
   if split then rec.split = 1 end
   redis.call('HSET', RECORDS, hold_id, cjson.encode(rec))
   redis.call('ZADD', HOLDS, expires, hold_id)
-  redis.call('HINCRBY', CLIENTS, client, 1)
 end
 
 local reply = {1, expires, price}

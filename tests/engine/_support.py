@@ -127,17 +127,16 @@ def block_state(client: redis.Redis, block: keys.BlockKeys) -> BlockState:
     pipe.zrange(block.holds, 0, -1, withscores=True)
     pipe.hgetall(block.records)
     pipe.zrange(block.ended, 0, -1)
-    counted = hasattr(block, "clients")  # the engine counts a client's holds per block
-    if counted:
-        pipe.hgetall(block.clients)
-    m, seats, active, recs, ended, *rest = pipe.execute()
+    m, seats, active, recs, ended = pipe.execute()
+    meta = {text(k): text(v) for k, v in m.items()}
     return BlockState(
-        meta={text(k): text(v) for k, v in m.items()},
+        meta=meta,
         seats="" if seats is None else text(seats),
         active={text(k): int(v) for k, v in active},
         records={text(k): json.loads(v) for k, v in recs.items()},
         ended={text(k) for k in ended},
-        clients={text(k): int(v) for k, v in rest[0].items()} if counted else None,
+        # the engine counts each client's active holds in the block's meta, as 'c:<client>'
+        clients={k[2:]: int(v) for k, v in meta.items() if k.startswith("c:")},
     )
 
 
