@@ -6,6 +6,7 @@ callers in `engine/blocks.py` and testable without Redis.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -68,9 +69,14 @@ class Offer:
 
 
 # -- pure argument building and reply parsing ------------------------------------------
+@functools.lru_cache(maxsize=4096)
+def _block_keys(block: keys.BlockKeys) -> tuple[str, ...]:
+    return (block.meta, block.seats, block.holds, block.records, block.ended, block.rate)
+
+
 def block_keys(block: keys.BlockKeys) -> list[str]:
     """The six keys every block script takes, in the order of lua/_block.lua."""
-    return [block.meta, block.seats, block.holds, block.records, block.ended, block.rate]
+    return list(_block_keys(block))
 
 
 def parse_counts(reply: list[Any]) -> BlockCounts | None:
@@ -140,6 +146,7 @@ def parse_block_ref(raw: Any) -> keys.BlockKeys:
     return keys.BlockKeys(date.fromisoformat(day), section)
 
 
+@functools.lru_cache(maxsize=4096)
 def block_prefix(block: keys.BlockKeys) -> bytes:
     return hashlib.blake2b(block_ref(block).encode(), digest_size=5).digest()
 
@@ -238,16 +245,19 @@ class HoldEngine:
         """Hold `quantity` best-available seats for `client` in one script call; raises a
         DomainError if not. A retry with the same Idempotency-Key returns the same hold."""
         self._check_quantity(quantity)
-        window = int(time.time()) // IDEMPOTENCY_WINDOW_S
-        ids = [new_hold_id(block, client=client, idempotency_key=idempotency_key,
-                           secret=self.id_secret, window=w) for w in (window, window - 1)]
+        if idempotency_key:
+            window = int(time.time()) // IDEMPOTENCY_WINDOW_S
+            ids = [new_hold_id(block, client=client, idempotency_key=idempotency_key,
+                               secret=self.id_secret, window=w) for w in (window, window - 1)]
+        else:
+            ids = [new_hold_id(block), ""]
         reply = await scripts.arun(
             self.client,
             "create_hold",
             block_keys(block),
             [ids[0], quantity, self.ttl_ms, owner, client, int(allow_split), "hold",
              RECLAIM_LIMIT, self.max_active, self.rate_limit, int(bool(idempotency_key)),
-             ids[1] if idempotency_key else ""],
+             ids[1]],
         )
         offer = parse_offer(reply, quantity)
         code = int(reply[0])
