@@ -20,7 +20,6 @@ from api.inputs import (
     json_body,
     uuid_value,
 )
-from api.venues import ok
 from engine.holds import HoldEngine
 from engine.keys import BlockKeys
 from ledger.catalog import Catalog, SectionInfo
@@ -50,8 +49,8 @@ async def check_availability(request: Request) -> JSONResponse:
         price = int(refused.details["price_cents"])  # type: ignore[call-overload]
         body = shapes.check_json(section, quantity, None, price, refused.code)
         body["available_seats"] = refused.details["available"]
-        return ok(body)
-    return ok(shapes.check_json(section, quantity, offer, offer.price_cents))
+        return shapes.ok(body)
+    return shapes.ok(shapes.check_json(section, quantity, offer, offer.price_cents))
 
 
 async def create_hold(request: Request) -> JSONResponse:
@@ -70,7 +69,7 @@ async def create_hold(request: Request) -> JSONResponse:
     logs.bind(hold_id=hold.hold_id)
     log.info("hold created", extra={"section": section.slug, "event_date": str(block.event_date),
                                     "quantity": quantity, "seats": hold.seats})
-    return ok(shapes.hold_json(section, hold), status=201)
+    return shapes.ok(shapes.hold_json(section, hold), status=201)
 
 
 def _hold_id(request: Request) -> str:
@@ -81,7 +80,7 @@ async def show_hold(request: Request) -> JSONResponse:
     engine: HoldEngine = request.app.state.holds
     hold = await engine.get(_hold_id(request))
     section = request.app.state.catalog.section_by_slug(hold.section)
-    return ok(shapes.hold_json(section, hold, await engine.now_ms()))
+    return shapes.ok(shapes.hold_json(section, hold, await engine.now_ms()))
 
 
 async def release_hold(request: Request) -> JSONResponse:
@@ -92,7 +91,7 @@ async def release_hold(request: Request) -> JSONResponse:
     hold = await engine.release(hold_id, requester=principal.user_id if principal else "")
     log.info("hold released", extra={"quantity": hold.quantity})
     section = request.app.state.catalog.section_by_slug(hold.section)
-    return ok(shapes.hold_json(section, hold, await engine.now_ms()))
+    return shapes.ok(shapes.hold_json(section, hold, await engine.now_ms()))
 
 
 routes = [

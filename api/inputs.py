@@ -85,6 +85,16 @@ def field_int(body: dict[str, Any], name: str, *, low: int, high: int) -> int:
     return raw
 
 
+def field_text(body: dict[str, Any], name: str, *, required: bool, limit: int) -> str:
+    value = body.get(name)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or not value.strip() or len(value) > limit:
+        raise errors.ValidationFailed(f"'{name}' must be text of 1-{limit} characters.",
+                                      field=name)
+    return value.strip()
+
+
 def field_bool(body: dict[str, Any], name: str, default: bool = False) -> bool:
     raw = body.get(name, default)
     if not isinstance(raw, bool):

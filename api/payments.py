@@ -18,7 +18,6 @@ from amphi.payments import PaymentGateway
 from api import shapes
 from api.auth import Principal, optional_principal
 from api.inputs import field_uuid, json_body
-from api.venues import ok
 from engine.geometry import Geometry
 from engine.holds import HoldEngine
 from ledger.models import Order, OrderStatus
@@ -116,7 +115,7 @@ async def checkout(request: Request) -> JSONResponse:
             order.payment_intent_id, order.client_secret = intent.id, intent.client_secret
             order.demo = payments.demo
             await session.commit()
-        return ok(_checkout_json(order, state.payments))
+        return shapes.ok(_checkout_json(order, state.payments))
 
 
 CONFIRM_MESSAGES = {
@@ -150,7 +149,7 @@ async def confirm(request: Request) -> JSONResponse:
     status = await run_in_threadpool(finalize.finalize_order, state.finalize_deps, order_id)
     if status not in CONFIRM_MESSAGES:
         raise errors.CheckoutConflict(f"This order is {status.value}; it cannot be confirmed.")
-    return ok({"order_number": number, "status": status.value.upper(),
+    return shapes.ok({"order_number": number, "status": status.value.upper(),
                "message": CONFIRM_MESSAGES[status]})
 
 
@@ -172,18 +171,18 @@ async def stripe_webhook(request: Request) -> JSONResponse:
     intent = event["data"]["object"].to_dict() if handled else None
     metadata = (intent.get("metadata") or {}) if intent else {}
     if not handled or metadata.get("amphitheater") != "true":
-        return ok({"received": True, "handled": False})
+        return shapes.ok({"received": True, "handled": False})
     try:
         order_id = uuid.UUID(str(metadata.get("order_id")))
     except ValueError:  # not one of ours; an error status would only make Stripe retry
         log.warning("webhook intent names no order", extra={"intent": intent["id"]})
-        return ok({"received": True, "handled": False})
+        return shapes.ok({"received": True, "handled": False})
     logs.bind(order_id=str(order_id), stripe_event=event["id"])
     async with request.app.state.sessions() as session:
         order = await session.get(Order, order_id)
     if order is None or order.payment_intent_id != intent["id"]:
         log.warning("webhook for an unknown order or intent", extra={"intent": intent["id"]})
-        return ok({"received": True, "handled": False})
+        return shapes.ok({"received": True, "handled": False})
     queue = request.app.state.queue
     try:
         if etype == "payment_intent.succeeded":
@@ -195,7 +194,7 @@ async def stripe_webhook(request: Request) -> JSONResponse:
         log.exception("could not enqueue webhook work")
         raise errors.ServiceUnavailable() from exc
     log.info("webhook accepted", extra={"event_type": etype})
-    return ok({"received": True, "handled": True})
+    return shapes.ok({"received": True, "handled": True})
 
 
 routes = [

@@ -15,9 +15,9 @@ from starlette.routing import Route
 from amphi import errors, logs, signing
 from amphi.access import Decision, Gate
 from amphi.venue_time import venue_today
+from api import shapes
 from api.auth import Principal, required_principal
-from api.inputs import date_value, json_body
-from api.venues import ok
+from api.inputs import date_value, field_text, json_body
 from ledger.scans import ScanOutcome, bundle_tickets, scan_ticket
 
 log = logging.getLogger(__name__)
@@ -41,16 +41,6 @@ def _gate(raw: Any) -> Gate:
     except ValueError:
         raise errors.ValidationFailed("'gate' must be 'amphitheater' or 'festival'.",
                                       field="gate") from None
-
-
-def _text(body: dict[str, Any], name: str, *, required: bool, limit: int) -> str:
-    value = body.get(name)
-    if value is None and not required:
-        return ""
-    if not isinstance(value, str) or not value.strip() or len(value) > limit:
-        raise errors.ValidationFailed(f"'{name}' must be text of 1-{limit} characters.",
-                                      field=name)
-    return value.strip()
 
 
 def _read_code(request: Request, presented: str) -> tuple[str | None, uuid.UUID | None,
@@ -84,9 +74,9 @@ def outcome_json(outcome: ScanOutcome) -> dict[str, Any]:
 async def scan(request: Request) -> JSONResponse:
     _staff(request)
     body = await json_body(request)
-    presented = _text(body, "code", required=True, limit=512)
+    presented = field_text(body, "code", required=True, limit=512)
     gate = _gate(body.get("gate"))
-    device_id = _text(body, "device_id", required=False, limit=128)
+    device_id = field_text(body, "device_id", required=False, limit=128)
     code, ticket_id, refused = _read_code(request, presented)
     settings, state = request.app.state.settings, request.app.state
 
@@ -102,7 +92,7 @@ async def scan(request: Request) -> JSONResponse:
     logs.bind(ticket_code=(result["ticket"] or {}).get("code"))
     log.info("scan", extra={"gate": gate.value, "device_id": device_id,
                             "result": result["result"]})
-    return ok(result)
+    return shapes.ok(result)
 
 
 async def bundle(request: Request) -> JSONResponse:
@@ -118,7 +108,7 @@ async def bundle(request: Request) -> JSONResponse:
             return [{"id": str(t.id), "code": t.code, "kind": t.kind.value,
                      "status": t.status.value} for t in bundle_tickets(session, day, gate)]
 
-    return ok({
+    return shapes.ok({
         "algorithm": "Ed25519",
         "payload_format": "AMPHI1.<base64url claims {c,t,k,d}>.<base64url signature>",
         "public_key": state.signer.public_key_b64(),
@@ -147,7 +137,7 @@ async def sync(request: Request) -> JSONResponse:
     """Apply scans recorded offline in time order, with the same duplicate rules."""
     _staff(request)
     body = await json_body(request, limit=SYNC_MAX_BYTES)
-    device_id = _text(body, "device_id", required=True, limit=128)
+    device_id = field_text(body, "device_id", required=True, limit=128)
     scans = body.get("scans")
     if not isinstance(scans, list) or not 1 <= len(scans) <= SYNC_MAX_SCANS:
         raise errors.ValidationFailed(f"'scans' must be a list of 1-{SYNC_MAX_SCANS} scans.",
@@ -156,7 +146,7 @@ async def sync(request: Request) -> JSONResponse:
     for i, item in enumerate(scans):
         if not isinstance(item, dict):
             raise errors.ValidationFailed(f"scans[{i}] must be an object.", field=f"scans[{i}]")
-        presented = _text(item, "code", required=True, limit=512)
+        presented = field_text(item, "code", required=True, limit=512)
         admitted = item.get("admitted")
         if admitted is not None and not isinstance(admitted, bool):
             raise errors.ValidationFailed(f"scans[{i}].admitted must be true or false.")
@@ -185,7 +175,7 @@ async def sync(request: Request) -> JSONResponse:
     conflicts = sum(1 for r in results if r["conflict"])
     log.info("offline scans synced", extra={"device_id": device_id, "scans": len(results),
                                             "conflicts": conflicts})
-    return ok({"device_id": device_id, "applied": len(results), "conflicts": conflicts,
+    return shapes.ok({"device_id": device_id, "applied": len(results), "conflicts": conflicts,
                "results": results})
 
 

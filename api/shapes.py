@@ -5,9 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from starlette.responses import JSONResponse
+
 from engine.geometry import Geometry
 from engine.holds import BlockCounts, Hold, Offer
 from ledger.catalog import EventDateInfo, SectionInfo, VenueInfo
+
+
+def ok(data: object, status: int = 200) -> JSONResponse:
+    """The contract's success envelope."""
+    return JSONResponse({"success": True, "data": data}, status_code=status)
 
 
 def dollars(cents: int) -> float:

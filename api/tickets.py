@@ -12,7 +12,6 @@ from starlette.routing import Route
 from amphi import qr
 from api import shapes
 from api.auth import required_principal
-from api.venues import ok
 from ledger.catalog import Catalog
 from ledger.models import AmphitheaterTicket, Ticket
 from ledger.tickets import amphitheater_tickets_of, tickets_of
@@ -72,14 +71,14 @@ async def my_amphitheater_tickets(request: Request) -> JSONResponse:
     catalog = request.app.state.catalog
     # QR images take a few milliseconds each: off the event loop.
     data = await run_in_threadpool(lambda: [amphitheater_ticket_json(catalog, t) for t in tickets])
-    return ok(data)
+    return shapes.ok(data)
 
 
 async def my_tickets(request: Request) -> JSONResponse:
     principal = required_principal(request)
     async with request.app.state.sessions() as session:
         tickets = await session.run_sync(tickets_of, principal.user_id, principal.email)
-    return ok(await run_in_threadpool(lambda: [ticket_json(t) for t in tickets]))
+    return shapes.ok(await run_in_threadpool(lambda: [ticket_json(t) for t in tickets]))
 
 
 routes = [

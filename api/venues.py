@@ -13,18 +13,14 @@ from engine.holds import HoldEngine
 from ledger.catalog import Catalog
 
 
-def ok(data: object, status: int = 200) -> JSONResponse:
-    return JSONResponse({"success": True, "data": data}, status_code=status)
-
-
 async def list_venues(request: Request) -> JSONResponse:
     catalog: Catalog = request.app.state.catalog
-    return ok([shapes.venue_json(v) for v in catalog.venues.values()])
+    return shapes.ok([shapes.venue_json(v) for v in catalog.venues.values()])
 
 
 async def list_event_dates(request: Request) -> JSONResponse:
     catalog: Catalog = request.app.state.catalog
-    return ok([shapes.event_date_json(d) for d in catalog.dates_on_sale()])
+    return shapes.ok([shapes.event_date_json(d) for d in catalog.dates_on_sale()])
 
 
 async def venue_sections(request: Request) -> JSONResponse:
@@ -42,7 +38,7 @@ async def venue_sections(request: Request) -> JSONResponse:
     sections = catalog.sections_of(venue.id)
     blocks = [catalog.on_sale_block(s, event_date) for s in sections]
     counts = await engine.availability(blocks)
-    return ok([shapes.section_json(s, c) for s, c in zip(sections, counts, strict=True)])
+    return shapes.ok([shapes.section_json(s, c) for s, c in zip(sections, counts, strict=True)])
 
 
 routes = [

@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from redis.exceptions import NoScriptError
-
 from amphi import errors
 from engine import keys, scripts
 
@@ -70,13 +68,9 @@ class Offer:
 
 # -- pure argument building and reply parsing ------------------------------------------
 @functools.lru_cache(maxsize=4096)
-def _block_keys(block: keys.BlockKeys) -> tuple[str, ...]:
-    return (block.meta, block.seats, block.holds, block.records, block.ended, block.rate)
-
-
-def block_keys(block: keys.BlockKeys) -> list[str]:
+def block_keys(block: keys.BlockKeys) -> tuple[str, ...]:
     """The six keys every block script takes, in the order of lua/_block.lua."""
-    return list(_block_keys(block))
+    return (block.meta, block.seats, block.holds, block.records, block.ended, block.rate)
 
 
 def parse_counts(reply: list[Any]) -> BlockCounts | None:
@@ -203,20 +197,10 @@ class HoldEngine:
 
     async def availability(self, blocks: list[keys.BlockKeys]) -> list[BlockCounts | None]:
         """Counters of several blocks in one round trip (expired holds reclaimed first)."""
-        av = scripts.script("availability")
-        args = [RECLAIM_LIMIT, TOMBSTONE_MS]
-        for attempt in range(2):
-            pipe = self.client.pipeline(transaction=False)
-            for block in blocks:
-                block_keys_ = block_keys(block)
-                pipe.evalsha(av.sha, len(block_keys_), *block_keys_, *args)
-            try:
-                replies = await pipe.execute()
-                break
-            except NoScriptError:
-                if attempt:
-                    raise
-                await scripts.aload_all(self.client)
+        args = (RECLAIM_LIMIT, TOMBSTONE_MS)
+        replies = await scripts.arun_each(
+            self.client, "availability", [(block_keys(block), args) for block in blocks]
+        )
         return [parse_counts(r) for r in replies]
 
     async def check(

@@ -7,6 +7,7 @@ scripts share one prelude without Lua ever building a key name.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -77,7 +78,7 @@ async def aload_all(client: AsyncClient) -> None:
             raise RuntimeError(f"{s.name}: server computed sha {sha}, expected {s.sha}")
 
 
-def run(client: Client, name: str, keys: list[str], args: list[Any]) -> Any:
+def run(client: Client, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
     s = script(name)
     try:
         return client.evalsha(s.sha, len(keys), *keys, *args)
@@ -86,10 +87,28 @@ def run(client: Client, name: str, keys: list[str], args: list[Any]) -> Any:
         return client.evalsha(s.sha, len(keys), *keys, *args)
 
 
-async def arun(client: AsyncClient, name: str, keys: list[str], args: list[Any]) -> Any:
+async def arun(client: AsyncClient, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
     s = script(name)
     try:
         return await client.evalsha(s.sha, len(keys), *keys, *args)
     except NoScriptError:
         await client.script_load(s.source)
         return await client.evalsha(s.sha, len(keys), *keys, *args)
+
+
+async def arun_each(
+    client: AsyncClient, name: str, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]
+) -> list[Any]:
+    """Run one script for several (keys, args) in one pipelined round trip."""
+    s = script(name)
+    for attempt in range(2):
+        pipe = client.pipeline(transaction=False)
+        for keys, args in calls:
+            pipe.evalsha(s.sha, len(keys), *keys, *args)
+        try:
+            return await pipe.execute()
+        except NoScriptError:
+            if attempt:
+                raise
+            await client.script_load(s.source)
+    raise AssertionError("unreachable")
