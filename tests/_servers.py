@@ -1,5 +1,6 @@
 """Servers the tests run as child processes (uvicorn, localstripe): start, wait until they
-answer, stop, and show their log when they fail."""
+answer, stop, and show their log when they fail; and the addresses of the suites' own
+storage."""
 
 from __future__ import annotations
 
@@ -10,11 +11,18 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def redis_db_url(redis_url: str, db: int) -> str:
+    """The same Redis server, another database index."""
+    parts = urlsplit(redis_url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, parts.fragment))
 
 
 def free_port() -> int:

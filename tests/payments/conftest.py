@@ -20,7 +20,6 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -33,7 +32,7 @@ from amphi.settings import Settings
 from engine import scripts
 from ledger.db import sync_engine
 from ledger.migrate import upgrade
-from tests._servers import child_server, free_port
+from tests._servers import child_server, free_port, redis_db_url
 from tests.api._support import VenueFixture, build_venue, running_api
 from tests.payments._support import (
     REPO,
@@ -51,11 +50,6 @@ PAY_DATABASE_URL = os.environ.get(
     "postgresql+psycopg://postgres@127.0.0.1:5432/amphi_test_payments",
 )
 LOCALSTRIPE_STARTUP_SECONDS = 20
-
-
-def _with_db(redis_url: str, db: int) -> str:
-    parts = urlsplit(redis_url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, parts.fragment))
 
 
 # -- storage ------------------------------------------------------------------------------------
@@ -78,7 +72,7 @@ def settings(services: devservices.Services,
         ticket_signing_key_file=str(tmp_path_factory.mktemp("keys") / "signing"),
         app_env="test",
         redis_url=services.redis_url,
-        rq_redis_url=_with_db(services.redis_url, PAY_RQ_DB),
+        rq_redis_url=redis_db_url(services.redis_url, PAY_RQ_DB),
         database_url=services.database_url,
         hold_ttl_seconds=600,
         hold_rate_limit_per_minute=0,

@@ -16,7 +16,6 @@ import contextlib
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -29,6 +28,7 @@ from amphi.settings import Settings
 from engine import scripts
 from ledger.db import sync_engine
 from ledger.migrate import upgrade
+from tests._servers import redis_db_url
 from tests.api._support import VenueFixture, build_venue
 from tests.payments._support import checkout, confirm, make_hold
 from tests.scan._support import (
@@ -56,11 +56,6 @@ PURCHASES = [("Orchestra Center", JUNE_19, 4), ("Lawn", JUNE_19, 1),
 ScanApiOpener = Callable[..., contextlib.AbstractAsyncContextManager[httpx.AsyncClient]]
 
 
-def _with_db(redis_url: str, db: int) -> str:
-    parts = urlsplit(redis_url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, parts.fragment))
-
-
 @pytest.fixture(scope="session")
 def services() -> Iterator[devservices.Services]:
     """Overrides tests/conftest.py: this suite's own Redis db and database."""
@@ -78,7 +73,7 @@ def settings(services: devservices.Services,
     return Settings(
         app_env="test",
         redis_url=services.redis_url,
-        rq_redis_url=_with_db(services.redis_url, SCAN_RQ_DB),
+        rq_redis_url=redis_db_url(services.redis_url, SCAN_RQ_DB),
         database_url=services.database_url,
         hold_ttl_seconds=600,
         hold_rate_limit_per_minute=0,
