@@ -65,7 +65,8 @@ def _seats(order: Order, sale: sales.Sale) -> list[IssuedSeat]:
     if section.section_type != SectionType.RESERVED:
         return [IssuedSeat(None, None, None)] * order.quantity
     geometry = Geometry(section.rows or 1, section.seats_per_row or 1)
-    return [IssuedSeat(i, geometry.seat(i).row, geometry.seat(i).seat) for i in sale.seats]
+    places = [(i, geometry.seat(i)) for i in sale.seats]
+    return [IssuedSeat(i, place.row, place.seat) for i, place in places]
 
 
 def finalize_order(deps: Deps, order_id: uuid.UUID, *,
