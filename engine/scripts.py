@@ -6,6 +6,7 @@ scripts share one prelude without Lua ever building a key name.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ SCRIPT_NAMES = (
     "create_hold",
     "release_hold",
     "sell_hold",
+    "rebuild_block",
 )
 
 
@@ -78,12 +80,36 @@ async def aload_all(client: AsyncClient) -> None:
             raise RuntimeError(f"{s.name}: server computed sha {sha}, expected {s.sha}")
 
 
+def _reload(client: Client, s: LuaScript, keys: Sequence[str]) -> None:
+    """SCRIPT LOAD where NOSCRIPT came from: on a cluster, the node of the keys' slot."""
+    if isinstance(client, redis.RedisCluster) and keys:
+        client.execute_command("SCRIPT LOAD", s.source,
+                               target_nodes=client.get_node_from_key(keys[0]))
+    else:
+        client.script_load(s.source)
+
+
+async def _areload(client: AsyncClient, s: LuaScript, key_lists: Sequence[Sequence[str]]) -> None:
+    """SCRIPT LOAD once on every node that answered NOSCRIPT for one of `key_lists`."""
+    if isinstance(client, aredis.RedisCluster):
+        nodes = {}
+        for keys in key_lists:
+            node = client.get_node_from_key(keys[0])
+            nodes[node.name] = node
+        await asyncio.gather(*(
+            client.execute_command("SCRIPT LOAD", s.source, target_nodes=node)
+            for node in nodes.values()
+        ))
+    else:
+        await client.script_load(s.source)
+
+
 def run(client: Client, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
     s = script(name)
     try:
         return client.evalsha(s.sha, len(keys), *keys, *args)
     except NoScriptError:
-        client.script_load(s.source)
+        _reload(client, s, keys)
         return client.evalsha(s.sha, len(keys), *keys, *args)
 
 
@@ -92,23 +118,35 @@ async def arun(client: AsyncClient, name: str, keys: Sequence[str], args: Sequen
     try:
         return await client.evalsha(s.sha, len(keys), *keys, *args)
     except NoScriptError:
-        await client.script_load(s.source)
+        await _areload(client, s, [keys])
         return await client.evalsha(s.sha, len(keys), *keys, *args)
 
 
 async def arun_each(
     client: AsyncClient, name: str, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]
 ) -> list[Any]:
-    """Run one script for several (keys, args) in one pipelined round trip."""
+    """Run one script for several (keys, args) in one pipelined round trip (on a cluster,
+    one per node, concurrently). Only the calls that met NOSCRIPT run again."""
     s = script(name)
+    replies: list[Any] = [None] * len(calls)
+    todo = list(range(len(calls)))
     for attempt in range(2):
         pipe = client.pipeline(transaction=False)
-        for keys, args in calls:
-            pipe.evalsha(s.sha, len(keys), *keys, *args)
-        try:
-            return await pipe.execute()
-        except NoScriptError:
-            if attempt:
-                raise
-            await client.script_load(s.source)
+        for i in todo:
+            keys, args = calls[i]
+            # redis-py's cluster pipeline refuses pipe.evalsha(), yet routes the raw
+            # command by its keys' slot like any other
+            pipe.execute_command("EVALSHA", s.sha, len(keys), *keys, *args)
+        missing = []
+        for i, reply in zip(todo, await pipe.execute(raise_on_error=False), strict=True):
+            if isinstance(reply, NoScriptError) and not attempt:
+                missing.append(i)
+            elif isinstance(reply, Exception):
+                raise reply
+            else:
+                replies[i] = reply
+        if not missing:
+            return replies
+        await _areload(client, s, [calls[i][0] for i in missing])
+        todo = missing
     raise AssertionError("unreachable")

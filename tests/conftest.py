@@ -2,7 +2,8 @@
 database, so they never touch what a running `amphi up` holds.
 
 TEST_REDIS_URL (default redis://127.0.0.1:6379/15) and TEST_DATABASE_URL (default
-postgresql+psycopg://postgres@127.0.0.1:5432/amphi_test) override them. When nothing
+postgresql+psycopg://postgres@127.0.0.1:5432/amphi_test) override them. TEST_REDIS_URL may
+name a Redis Cluster (redis+cluster://...); RQ then uses TEST_RQ_REDIS_URL. When nothing
 answers there, the embedded servers of `amphi.devservices` are started for the session.
 """
 
@@ -19,6 +20,8 @@ import redis.asyncio as aredis
 from amphi import devservices
 from amphi.settings import Settings
 from engine import scripts
+from engine.connection import async_client, sync_client
+from tests._cluster import flush_redis
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 TEST_DATABASE_URL = os.environ.get(
@@ -40,6 +43,8 @@ def settings(services: devservices.Services) -> Settings:
     return Settings(
         app_env="test",
         redis_url=services.redis_url,
+        # with a cluster TEST_REDIS_URL, RQ needs a plain Redis of its own
+        rq_redis_url=os.environ.get("TEST_RQ_REDIS_URL", ""),
         database_url=services.database_url,
         hold_ttl_seconds=600,
         hold_rate_limit_per_minute=0,
@@ -49,9 +54,9 @@ def settings(services: devservices.Services) -> Settings:
 
 @pytest.fixture
 def redis_client(settings: Settings) -> Iterator[redis.Redis]:
-    """A flushed test database with every script loaded."""
-    client = redis.Redis.from_url(settings.redis_url)
-    client.flushdb()
+    """A flushed test database (every primary, on a cluster) with every script loaded."""
+    client = sync_client(settings.redis_url)
+    flush_redis(client)
     scripts.load_all(client)
     yield client
     client.close()
@@ -61,6 +66,7 @@ def redis_client(settings: Settings) -> Iterator[redis.Redis]:
 async def aredis_client(
     settings: Settings, redis_client: redis.Redis
 ) -> AsyncIterator[aredis.Redis]:
-    client = aredis.Redis.from_url(settings.redis_url)
+    """The engine's async client for settings.redis_url, as the API builds it."""
+    client = async_client(settings.redis_url, max_connections=settings.redis_max_connections)
     yield client
     await client.aclose()

@@ -13,7 +13,7 @@ from amphi.payments import PaymentGateway, gateway
 from amphi.settings import Settings
 from amphi.signing import Signer, load_signer
 from engine import scripts
-from engine.connection import sync_client
+from engine.connection import queue_client, sync_client
 from ledger.db import session_factory, sync_engine
 
 
@@ -23,7 +23,7 @@ def settings() -> Settings:
 
 
 @cache
-def hold_redis() -> redis.Redis:
+def hold_redis() -> scripts.Client:
     client = sync_client(settings().redis_url)
     scripts.load_all(client)
     return client
@@ -31,7 +31,7 @@ def hold_redis() -> redis.Redis:
 
 @cache
 def queue_redis() -> redis.Redis:
-    return sync_client(settings().rq_url)
+    return queue_client(settings().rq_url)
 
 
 @cache

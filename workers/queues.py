@@ -10,7 +10,7 @@ from rq.cron import CronScheduler
 
 from amphi import logs
 from amphi.settings import Settings
-from engine.connection import sync_client
+from engine.connection import queue_client
 from workers.jobs import DEFAULT, MAINTENANCE
 from workers.sweep import expire_abandoned_orders, sweep_expired_holds
 
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 def run_cron(settings: Settings) -> None:
     """RQ's own scheduler: enqueues the sweep every SWEEP_INTERVAL_SECONDS."""
     _configure_logs(settings)
-    cron = CronScheduler(connection=sync_client(settings.rq_url), name="amphi-cron")
+    cron = CronScheduler(connection=queue_client(settings.rq_url), name="amphi-cron")
     cron.register(
         sweep_expired_holds,
         queue_name=MAINTENANCE,
@@ -45,7 +45,7 @@ def _configure_logs(settings: Settings) -> None:
 
 def run_worker(settings: Settings, *, burst: bool = False, with_cron: bool = True) -> None:
     _configure_logs(settings)
-    connection = sync_client(settings.rq_url)
+    connection = queue_client(settings.rq_url)
     cron = None
     if with_cron and not burst:
         cron = multiprocessing.get_context("spawn").Process(

@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 
 from amphi.settings import Settings
 from engine import scripts
+from engine.connection import sync_client
 from tests.api._support import (
     BASE,
     DAY,
@@ -126,7 +127,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 @pytest.fixture(scope="module")
 def shared_redis(settings: Settings) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(settings.redis_url)
+    client = sync_client(settings.redis_url)
     client.flushdb()
     scripts.load_all(client)
     yield client

@@ -22,24 +22,33 @@ import redis.asyncio as aredis
 from amphi import errors
 from engine import keys
 from engine.best_available import choose_seats
+from engine.connection import async_client
 from engine.holds import HoldEngine
 
 POOL_SIZE = 200  # connections a process keeps; requests beyond that wait for one
 
 
-def _client(url: str) -> aredis.Redis:
-    pool = aredis.BlockingConnectionPool.from_url(
-        url, max_connections=POOL_SIZE, timeout=60, socket_connect_timeout=30
-    )
-    return aredis.Redis(connection_pool=pool)
+def _client(url: str) -> aredis.Redis | aredis.RedisCluster:
+    return async_client(url, max_connections=POOL_SIZE, timeout=60, socket_connect_timeout=30)
 
 
 def _block(ref: tuple[str, str]) -> keys.BlockKeys:
     return keys.BlockKeys(date.fromisoformat(ref[0]), ref[1])
 
 
-async def _warm_up(client: aredis.Redis, n: int) -> None:
-    """Open the pool's connections before the start signal, 50 at a time."""
+async def _warm_up(client: aredis.Redis | aredis.RedisCluster, n: int) -> None:
+    """Open the pool's connections before the start signal, 50 at a time (on a cluster:
+    n to every primary)."""
+    if isinstance(client, aredis.RedisCluster):
+        await client.initialize()
+        for node in client.get_primaries():
+            taken = [node.acquire_connection() for _ in range(n)]
+            for i in range(0, n, 50):
+                await asyncio.gather(*(conn.connect() for conn in taken[i:i + 50]))
+            for conn in taken:
+                node.release(conn)
+        await client.ping()
+        return
     pool = client.connection_pool
     conns = []
     for i in range(0, n, 50):

@@ -15,9 +15,11 @@ from datetime import date
 from typing import Any
 
 import redis
+import redis.asyncio as aredis
 
 from engine import keys
 from engine.blocks import BlockSpec, load_block
+from engine.connection import async_client
 from engine.holds import HoldEngine
 
 DAY = date(2026, 6, 19)
@@ -31,6 +33,18 @@ def text(value: Any) -> str:
 def new_block(prefix: str = "sec") -> keys.BlockKeys:
     """A block with a fresh section slug, so tests never share keys."""
     return keys.BlockKeys(DAY, f"{prefix}-{uuid.uuid4().hex[:10]}")
+
+
+def new_block_beside(client: Any, near: keys.BlockKeys, prefix: str = "sec") -> keys.BlockKeys:
+    """A fresh block on the same server as `near` (on a cluster: a slot of the same node),
+    for tests where one block's script must queue behind another's."""
+    if not isinstance(client, redis.RedisCluster):
+        return new_block(prefix)
+    node = client.get_node_from_key(near.meta).name
+    while True:
+        block = new_block(prefix)
+        if client.get_node_from_key(block.meta).name == node:
+            return block
 
 
 def reserved_spec(
@@ -49,9 +63,9 @@ def ga_spec(
 
 def load_reserved(
     client: redis.Redis, rows: int, seats_per_row: int, *, sold: list[int] | tuple = (),
-    active: bool = True, prefix: str = "res",
+    active: bool = True, prefix: str = "res", block: keys.BlockKeys | None = None,
 ) -> keys.BlockKeys:
-    block = new_block(prefix)
+    block = block or new_block(prefix)
     assert load_block(client, reserved_spec(block, rows, seats_per_row, active=active),
                       list(sold)) == "created"
     return block
@@ -80,6 +94,20 @@ def write_seat_map(
     })
     # registered like load_block does, so the sweeper and hold-id lookups know the block
     client.sadd(keys.blocks_index(), f"{block.event_date.isoformat()}|{block.section}")
+
+
+def engine_client(url: str, *, max_connections: int = 64) -> Any:
+    """An async engine client for `url` (single Redis or cluster), built as the API does."""
+    return async_client(url, max_connections=max_connections)
+
+
+async def ping_owner(client: Any, key: str) -> Any:
+    """PING the server that holds `key`: on a cluster, the node of its slot."""
+    if isinstance(client, aredis.RedisCluster):
+        await client.initialize()
+        return await client.execute_command(
+            "PING", target_nodes=client.get_node_from_key(key))
+    return await client.ping()
 
 
 def make_engine(

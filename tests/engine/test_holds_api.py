@@ -19,12 +19,15 @@ from tests.engine._support import (
     DAY,
     PRICE,
     assert_block_ok,
+    engine_client,
     ga_spec,
     load_ga,
     load_reserved,
     make_engine,
     meta,
     new_block,
+    new_block_beside,
+    ping_owner,
     records,
     reserved_spec,
     seat_string,
@@ -460,11 +463,11 @@ def test_load_block_rejects_capacity_that_is_not_rows_times_seats(
 SLOW_MAP = "SSS000SSSS" * 100_000  # every pair strands a seat: create_hold scans all ~0.5 s
 
 
-async def redis_is_busy(probe: aredis.Redis) -> asyncio.Task:
-    """Wait until Redis is running a long script (a PING stops answering); returns that
-    pending PING, to be awaited once the script is over."""
+async def redis_is_busy(probe: aredis.Redis, key: str) -> asyncio.Task:
+    """Wait until the Redis that holds `key` is running a long script (a PING stops
+    answering); returns that pending PING, to be awaited once the script is over."""
     for _ in range(500):
-        ping = asyncio.create_task(probe.ping())
+        ping = asyncio.create_task(ping_owner(probe, key))
         done, _pending = await asyncio.wait({ping}, timeout=0.03)
         if not done:
             return ping
@@ -485,12 +488,13 @@ async def test_cancelled_create_keeps_its_idempotency_key(
     engine = make_engine(aredis_client)
     block = new_block("slow")
     write_seat_map(redis_client, block, SLOW_MAP, 10)
-    probe = aredis.Redis.from_url(settings.redis_url)
+    probe = engine_client(settings.redis_url)
     try:
-        await asyncio.gather(probe.ping(), aredis_client.ping())  # both connected
+        # both connected to the block's server
+        await asyncio.gather(ping_owner(probe, block.meta), ping_owner(aredis_client, block.meta))
         create = asyncio.create_task(
             engine.create(block, 2, owner="u1", client="u1", idempotency_key="k"))
-        stuck = await redis_is_busy(probe)  # create_hold is running in Redis
+        stuck = await redis_is_busy(probe, block.meta)  # create_hold is running in Redis
         create.cancel()
         with pytest.raises(asyncio.CancelledError):
             await create
@@ -517,14 +521,15 @@ async def test_create_cancelled_during_admission_does_not_wedge_the_key(
     engine = make_engine(aredis_client, max_active=1)
     slow = new_block("slow")
     write_seat_map(redis_client, slow, SLOW_MAP, 10)
-    block = load_reserved(redis_client, 2, 10)
+    block = load_reserved(redis_client, 2, 10, block=new_block_beside(redis_client, slow))
 
-    other = aredis.Redis.from_url(settings.redis_url)
-    probe = aredis.Redis.from_url(settings.redis_url)
+    other = engine_client(settings.redis_url)
+    probe = engine_client(settings.redis_url)
     try:
-        await asyncio.gather(other.ping(), probe.ping(), aredis_client.ping())
+        await asyncio.gather(ping_owner(other, slow.meta), ping_owner(probe, slow.meta),
+                             ping_owner(aredis_client, block.meta))
         busy = asyncio.create_task(make_engine(other).check(slow, 2))
-        stuck = await redis_is_busy(probe)  # the long check is running
+        stuck = await redis_is_busy(probe, slow.meta)  # the long check is running
         create = asyncio.create_task(
             engine.create(block, 2, owner="u1", client="u1", idempotency_key="k"))
         await asyncio.sleep(0.05)  # admit_hold sent, queued behind the long script

@@ -12,7 +12,6 @@ import random
 
 import pytest
 import redis
-import redis.asyncio as aredis
 from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
@@ -24,6 +23,7 @@ from engine.best_available import choose_seats
 from tests.engine._support import (
     DAY,
     PRICE,
+    engine_client,
     make_engine,
     meta,
     new_block,
@@ -90,7 +90,7 @@ def cases(draw: st.DrawFn) -> tuple[str, int, int, bool]:
 
 def test_lua_agrees_with_the_python_policy(settings: Settings, redis_client: redis.Redis) -> None:
     loop = asyncio.new_event_loop()
-    aclient = aredis.Redis.from_url(settings.redis_url)
+    aclient = engine_client(settings.redis_url)
     engine = make_engine(aclient)
     block = new_block("policy")
 
@@ -144,7 +144,7 @@ def test_check_of_a_missing_block_is_refused(settings: Settings,
                                              redis_client: redis.Redis) -> None:
     """Sanity of the harness: the check really reaches Redis (no block: NotOnSale)."""
     loop = asyncio.new_event_loop()
-    aclient = aredis.Redis.from_url(settings.redis_url)
+    aclient = engine_client(settings.redis_url)
     try:
         engine = make_engine(aclient)
         with pytest.raises(errors.NotOnSale):

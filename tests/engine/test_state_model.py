@@ -13,7 +13,6 @@ import asyncio
 from dataclasses import dataclass, field
 
 import redis
-import redis.asyncio as aredis
 from hypothesis import HealthCheck
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
@@ -33,6 +32,7 @@ from engine.blocks import BlockSpec
 from engine.holds import Hold, block_keys
 from tests.engine._support import (
     block_state,
+    engine_client,
     force_expire,
     ga_spec,
     make_engine,
@@ -120,7 +120,7 @@ class HoldMachine(RuleBasedStateMachine):
         super().__init__()
         self.sync = sync
         self.loop = asyncio.new_event_loop()
-        self.aclient = aredis.Redis.from_url(url)
+        self.aclient = engine_client(url)
         self.engine = make_engine(self.aclient, max_active=MAX_ACTIVE)
         self.model = Model()
         res = new_block("model-res")

