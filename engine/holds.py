@@ -73,6 +73,31 @@ def block_keys(block: keys.BlockKeys) -> tuple[str, ...]:
     return (block.meta, block.seats, block.holds, block.records, block.ended, block.rate)
 
 
+@functools.lru_cache(maxsize=4096)
+def encoded_block_keys(block: keys.BlockKeys) -> tuple[bytes, ...]:
+    """`block_keys` encoded once: redis-py sends bytes as they are, where it would encode
+    a str on every call (the hot path's client-side cost grows with each argument)."""
+    return tuple(k.encode() for k in block_keys(block))
+
+
+_FLAG = (b"0", b"1")
+
+
+def create_args(hold_id: str, quantity: int, *, owner: str, client: str, allow_split: bool,
+                tail: tuple[bytes, ...], keyed: bool, previous_id: str) -> tuple[Any, ...]:
+    """create_hold's ARGV for a hold; `tail` is ARGV[3] and ARGV[7..10] as `hold_tail`
+    encoded them."""
+    ttl, mode, limit, max_active, rate = tail
+    return (hold_id, quantity, ttl, owner, client, _FLAG[allow_split], mode, limit, max_active,
+            rate, _FLAG[keyed], previous_id)
+
+
+def hold_tail(ttl_ms: int, max_active: int, rate_limit: int) -> tuple[bytes, ...]:
+    """The arguments of create_hold that one engine always passes alike, encoded once."""
+    return tuple(b"%d" % v if isinstance(v, int) else v
+                 for v in (ttl_ms, b"hold", RECLAIM_LIMIT, max_active, rate_limit))
+
+
 def parse_counts(reply: list[Any]) -> BlockCounts | None:
     if int(reply[0]) < 0:
         return None
@@ -164,7 +189,8 @@ def new_hold_id(block: keys.BlockKeys, *, client: str = "", idempotency_key: str
     raw = bytearray(block_prefix(block) + tail)
     raw[6] = (raw[6] & 0x0F) | 0x80  # version 8
     raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
-    return str(uuid.UUID(bytes=bytes(raw)))
+    h = raw.hex()  # str(uuid.UUID(bytes=raw)), without building the UUID object
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 # -- the async service ------------------------------------------------------------------
@@ -187,6 +213,7 @@ class HoldEngine:
         self.max_active = max_active_per_owner
         self.rate_limit = rate_limit_per_minute
         self.id_secret = id_secret  # keys the hash that turns an Idempotency-Key into an id
+        self._tail = hold_tail(self.ttl_ms, max_active_per_owner, rate_limit_per_minute)
         self._blocks: dict[bytes, keys.BlockKeys] = {}  # hold id prefix -> block
 
     def _check_quantity(self, quantity: int) -> None:
@@ -238,18 +265,16 @@ class HoldEngine:
         reply = await scripts.arun(
             self.client,
             "create_hold",
-            block_keys(block),
-            [ids[0], quantity, self.ttl_ms, owner, client, int(allow_split), "hold",
-             RECLAIM_LIMIT, self.max_active, self.rate_limit, int(bool(idempotency_key)),
-             ids[1]],
+            encoded_block_keys(block),
+            create_args(ids[0], quantity, owner=owner, client=client, allow_split=allow_split,
+                        tail=self._tail, keyed=bool(idempotency_key), previous_id=ids[1]),
         )
         offer = parse_offer(reply, quantity)
         code = int(reply[0])
-        if code in (2, 3):
+        if code != 1:  # 2 or 3: a retry, answered with the hold it made
             return await self.get(ids[code - 2])
-        hold_id = ids[0]
         return Hold(
-            hold_id=hold_id,
+            hold_id=ids[0],
             event_date=block.event_date,
             section=block.section,
             status="active",
@@ -287,11 +312,12 @@ class HoldEngine:
         seconds, micros = await self.client.time()
         return int(seconds) * 1000 + int(micros) // 1000
 
-    async def release(self, hold_id: str, *, requester: str) -> Hold:
-        """Release an active hold. `requester` is the caller's user id ('' for a guest)."""
+    async def release(self, hold_id: str, *, requester: str, force: bool = False) -> Hold:
+        """Release an active hold. `requester` is the caller's user id ('' for a guest);
+        `force` (the box office) releases it whoever owns it."""
         block = await self.locate(hold_id)
         reply = await scripts.arun(
-            self.client, "release_hold", block_keys(block), [hold_id, requester, 0]
+            self.client, "release_hold", block_keys(block), [hold_id, requester, int(force)]
         )
         if int(reply[0]) == 0:
             reason = text(reply[1])

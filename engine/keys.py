@@ -25,8 +25,9 @@ class BlockKeys:
 
     @property
     def meta(self) -> str:
-        """hash: kind, capacity, rows, seats_per_row, price_cents, active, held, sold, and
-        'c:<client>' -> that client's active holds"""
+        """hash: kind, capacity, rows, seats_per_row, price_cents, active, held, sold,
+        expired (holds that ever expired in the block, counted by the scripts that expire
+        them; absent until the first), and 'c:<client>' -> that client's active holds"""
         return f"{self.tag}:meta"
 
     @property

@@ -58,6 +58,7 @@ import redis.asyncio as aredis
 from amphi import errors
 from engine import keys, scripts
 from engine.blocks import BlockSpec, load_block
+from engine.connection import async_client, sync_client
 from engine.holds import (
     RECLAIM_LIMIT,
     HoldEngine,
@@ -284,10 +285,7 @@ async def timed_run(name: str, clients: int, warmup: float, seconds: float, op) 
 
 
 async def throughput(args: argparse.Namespace, sync: redis.Redis) -> list[dict[str, Any]]:
-    pool = aredis.BlockingConnectionPool.from_url(
-        args.redis_url, max_connections=args.pool_size, timeout=120
-    )
-    client = aredis.Redis(connection_pool=pool)
+    client = async_client(args.redis_url, max_connections=args.pool_size, timeout=120)
     engine = HoldEngine(
         client,
         ttl_seconds=TTL_SECONDS,
@@ -377,8 +375,7 @@ async def throughput(args: argparse.Namespace, sync: redis.Redis) -> list[dict[s
                 file=sys.stderr,
             )
     finally:
-        await client.aclose()
-        await pool.disconnect()
+        await client.aclose()  # and its connections
     return rows
 
 
@@ -677,7 +674,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    sync = redis.Redis.from_url(args.redis_url)
+    sync = sync_client(args.redis_url)
     sync.ping()
     check_db_is_ours(sync, args.redis_url, args.force)
     flush(sync)

@@ -21,18 +21,19 @@
 -- Seat indices are 0-based offsets into KEYS[2]; GA holds return none.
 local hold_id, qty, ttl_ms, client = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[5]
 local split, holding = ARGV[6] == '1', ARGV[7] == 'hold'
-local m = redis.call('HMGET', META, 'kind', 'capacity', 'rows', 'seats_per_row',
-  'price_cents', 'active', 'held', 'sold', 'c:' .. client)
+-- rows is capacity / seats_per_row (load_block checks it): one field fewer to read
+local m = redis.call('HMGET', META, 'kind', 'capacity', 'seats_per_row', 'price_cents',
+  'active', 'held', 'sold', 'c:' .. client)
 if not m[1] then return {0, 'no_block', 0, 0} end
-if m[6] ~= '1' then return {0, 'not_on_sale', 0, 0} end
-local kind, capacity, rows, spr = m[1], tonumber(m[2]), tonumber(m[3]), tonumber(m[4])
-local price = tonumber(m[5])
+if m[5] ~= '1' then return {0, 'not_on_sale', 0, 0} end
+local kind, capacity, spr = m[1], tonumber(m[2]), tonumber(m[3])
+local price = tonumber(m[4])
 
-local now = now_ms()
-local freed = reclaim(now, tonumber(ARGV[8]), nil)
+local now, now_s = now_ms()
+local freed = reclaim(now, now_s, ARGV[8], nil)
 -- the counters as they are after the reclaim
-local held = tonumber(m[7]) - freed
-local client_holds = tonumber(m[9] or 0) - (retired[client] or 0)
+local held = tonumber(m[6]) - freed
+local client_holds = tonumber(m[8] or 0) - (retired[client] or 0)
 
 if ARGV[11] == '1' then
   local code, existing = 2, redis.call('HGET', RECORDS, hold_id)
@@ -64,28 +65,37 @@ if holding then
   end
 end
 
-local available = capacity - held - tonumber(m[8])
+local available = capacity - held - tonumber(m[7])
 if available < qty then return {0, 'sold_out', available, price} end
 
 local picked = {}
 if kind == 'reserved' then
   local seats = redis.call('GET', SEATS)
-  picked = pick_adjacent(seats, rows, spr, qty)
-  if picked == nil and ARGV[6] == '1' then picked = pick_split(seats, rows, spr, qty) end
+  picked = pick_adjacent(seats, capacity / spr, spr, qty)
+  if picked == nil and split then picked = pick_split(seats, capacity / spr, spr, qty) end
   if picked == nil then return {0, 'no_adjacent', available, price} end
 end
 
 local expires = 0
 if holding then
   expires = now + ttl_ms
+  local expires_s = string.format('%d', expires)
   if kind == 'reserved' then set_seats(picked, 'H') end
-  redis.call('HSET', META, 'held', held + qty, 'c:' .. client, client_holds + 1)
-  local rec = {status = 'active', owner = ARGV[4], client = client, qty = qty,
-    price_cents = price, created_ms = now, expires_ms = expires}
-  if kind == 'reserved' then rec.seats = picked end
-  if split then rec.split = 1 end
-  redis.call('HSET', RECORDS, hold_id, cjson.encode(rec))
-  redis.call('ZADD', HOLDS, expires, hold_id)
+  redis.call('HSET', META, 'held', string.format('%d', held + qty),
+    'c:' .. client, string.format('%d', client_holds + 1))
+  -- The record as cjson would write it, minus cjson's %.17g number formatting (see Speed
+  -- in _block.lua). engine/holds.py parse_record and the other scripts read it.
+  local seats_json = ''
+  if kind == 'reserved' then
+    seats_json = ',"seats":[' .. string.format(string.rep('%d,', #picked - 1) .. '%d',
+      unpack(picked)) .. ']'
+  end
+  redis.call('HSET', RECORDS, hold_id, string.format(
+    '{"status":"active","owner":%s,"client":%s,"qty":%d,"price_cents":%d,"created_ms":%s,'
+      .. '"expires_ms":%s%s%s}',
+    cjson.encode(ARGV[4]), cjson.encode(client), qty, price, now_s, expires_s, seats_json,
+    split and ',"split":1' or ''))
+  redis.call('ZADD', HOLDS, expires_s, hold_id)
 end
 
 local reply = {1, expires, price}

@@ -1,5 +1,6 @@
 -- lua/release_hold.lua: end an active hold at its holder's request and free its seats.
--- A hold already past its expiry is expired instead (as the sweeper would have done).
+-- A hold already past its expiry is expired instead (as the sweeper would have done), and
+-- counted in the block's `expired` (see _block.lua).
 --!include _block
 -- ARGV[1] hold_id  ARGV[2] requester (user id, '' for a guest)  ARGV[3] force ('1': the
 -- system releases it, e.g. for a failed payment, whoever owns it)
@@ -18,6 +19,7 @@ if rec.status ~= 'active' then return {0, 'not_active', rec.status} end
 local now = now_ms()
 if rec.expires_ms <= now then
   end_hold(hold_id, rec, 'expired', now)
+  redis.call('HINCRBY', META, 'expired', 1)
   return {0, 'not_active', 'expired'}
 end
 end_hold(hold_id, rec, 'released', now)

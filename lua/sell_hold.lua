@@ -1,7 +1,8 @@
 -- lua/sell_hold.lua: turn a paid order's hold into sold seats, exactly once per order.
 -- The hold still active: its seats become sold. The hold gone (expired or released while
 -- the fan paid): the same seats if all still free, else the best available adjacent seats
--- in the same block, else nothing (the order must be refunded). Never oversells.
+-- in the same block, else nothing (the order must be refunded). Never oversells. A hold it
+-- finds expired is counted in the block's `expired` (see _block.lua), as reclaim counts.
 --!include _block
 --!include _pick
 -- KEYS[7] {blk}:sales   hash order_id -> JSON {mode, seats, qty}: what each order got
@@ -25,14 +26,15 @@ end
 local m = redis.call('HMGET', META, 'kind', 'capacity', 'rows', 'seats_per_row')
 if not m[1] then return {0, 'no_block'} end
 local kind, capacity, rows, spr = m[1], tonumber(m[2]), tonumber(m[3]), tonumber(m[4])
-local now = now_ms()
-reclaim(now, tonumber(ARGV[5]), tonumber(ARGV[6]))
+local now, now_s = now_ms()
+reclaim(now, now_s, ARGV[5], tonumber(ARGV[6]))
 
 local mode, seats = nil, {}
 local raw = redis.call('HGET', RECORDS, hold_id)
 local rec = raw and cjson.decode(raw)
 if rec and rec.status == 'active' and rec.expires_ms <= now then
   end_hold(hold_id, rec, 'expired', now)  -- expired, and not yet reclaimed (batch limit)
+  redis.call('HINCRBY', META, 'expired', 1)
 end
 if rec and rec.status == 'active' then
   -- Still held (reclaim above ended it if it had expired): held seats become sold.
