@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from datetime import datetime
+from typing import Any, Protocol
 
 import stripe
 
@@ -21,6 +23,7 @@ class Intent:
     status: str  # Stripe's: requires_payment_method, processing, succeeded, canceled, ...
     amount: int
     metadata: dict[str, str] = field(default_factory=dict)
+    created: int = 0  # unix seconds
 
 
 class PaymentGateway(Protocol):
@@ -32,6 +35,8 @@ class PaymentGateway(Protocol):
     def retrieve(self, intent_id: str) -> Intent: ...
 
     def refund(self, intent_id: str, *, order_id: str) -> str: ...
+
+    def succeeded_intents(self, *, since: datetime) -> Iterator[Intent]: ...
 
 
 class DemoGateway:
@@ -52,10 +57,14 @@ class DemoGateway:
     def refund(self, intent_id: str, *, order_id: str) -> str:
         return "demo"
 
+    def succeeded_intents(self, *, since: datetime) -> Iterator[Intent]:
+        return iter(())
+
 
 def _intent(pi: stripe.PaymentIntent) -> Intent:
     metadata = pi.metadata.to_dict() if pi.metadata else {}
-    return Intent(pi.id, pi.client_secret or "", pi.status, pi.amount, metadata)
+    return Intent(pi.id, pi.client_secret or "", pi.status, pi.amount, metadata,
+                  int(pi.created or 0))
 
 
 class StripeGateway:
@@ -92,6 +101,22 @@ class StripeGateway:
             options={"idempotency_key": f"amphi-refund-{order_id}"},
         )
         return refund.id
+
+    def succeeded_intents(self, *, since: datetime) -> Iterator[Intent]:
+        """Our succeeded PaymentIntents (metadata amphitheater=true) created since `since`.
+        Stripe lists newest first, so paging stops at a page that is all older."""
+        cutoff = int(since.timestamp())
+        params: dict[str, Any] = {"limit": 100}
+        while True:
+            page = self.client.v1.payment_intents.list(params=params)
+            for pi in page.data:
+                intent = _intent(pi)  # metadata as a dict: a StripeObject has no .get()
+                ours = intent.metadata.get("amphitheater") == "true"
+                if pi.created >= cutoff and pi.status == "succeeded" and ours:
+                    yield intent
+            if not page.has_more or not page.data or all(pi.created < cutoff for pi in page.data):
+                return
+            params["starting_after"] = page.data[-1].id
 
 
 def gateway(settings: Settings) -> PaymentGateway:

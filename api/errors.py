@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 
+from redis import exceptions as redis_errors
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ExceptionHandler
 
-from amphi import errors
+from amphi import errors, metrics
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,9 @@ STATUS: dict[type[errors.DomainError], int] = {
     errors.TooManyHolds: 429,
     errors.ServiceUnavailable: 503,
 }
+
+UNREACHABLE = (redis_errors.ConnectionError, redis_errors.TimeoutError,
+               redis_errors.ClusterDownError)
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "invalid_request"}
 
@@ -69,6 +74,24 @@ async def http_error(request: Request, exc: Exception) -> JSONResponse:
     return envelope(code, str(exc.detail), exc.status_code, headers=exc.headers)
 
 
+async def redis_error(request: Request, exc: Exception) -> JSONResponse:
+    """Redis unreachable: nothing was held or sold, so the fan may retry (503). Any other
+    Redis error is a bug of ours (500)."""
+    metrics.REDIS_ERRORS.labels(type(exc).__name__).inc()
+    if not isinstance(exc, UNREACHABLE):
+        return await unexpected_error(request, exc)
+    log.error("redis unreachable", exc_info=exc)
+    return envelope("service_unavailable", "Seat selection is unavailable; please retry shortly.",
+                    503, headers={"Retry-After": "1"})
+
+
+async def database_error(request: Request, exc: Exception) -> JSONResponse:
+    metrics.DATABASE_ERRORS.inc()
+    log.error("database unreachable", exc_info=exc)
+    return envelope("service_unavailable", "The service is unavailable; please retry shortly.",
+                    503, headers={"Retry-After": "2"})
+
+
 async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error")
     return envelope("internal_error", "Something went wrong on our side; please retry.", 500)
@@ -77,5 +100,7 @@ async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 HANDLERS: dict[type[Exception] | int, ExceptionHandler] = {
     errors.DomainError: domain_error,
     HTTPException: http_error,
+    redis_errors.RedisError: redis_error,
+    OperationalError: database_error,
     Exception: unexpected_error,
 }

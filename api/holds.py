@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from amphi import errors, logs
+from amphi import errors, logs, metrics
 from api import shapes
 from api.auth import client_identity, optional_principal
 from api.inputs import (
@@ -58,14 +59,21 @@ async def create_hold(request: Request) -> JSONResponse:
     key = idempotency_key(request)
     section, block, quantity, allow_split = await _selection(request)
     engine: HoldEngine = request.app.state.holds
-    hold = await engine.create(
-        block,
-        quantity,
-        owner=principal.user_id if principal else "",
-        client=client_identity(request, principal),
-        idempotency_key=key,
-        allow_split=allow_split,
-    )
+    started = time.perf_counter()
+    try:
+        hold = await engine.create(
+            block,
+            quantity,
+            owner=principal.user_id if principal else "",
+            client=client_identity(request, principal),
+            idempotency_key=key,
+            allow_split=allow_split,
+        )
+    except errors.DomainError as refused:
+        metrics.HOLDS_REFUSED.labels(refused.code).inc()
+        raise
+    metrics.HOLD_SECONDS.observe(time.perf_counter() - started)
+    metrics.HOLDS_CREATED.labels(section.section_type).inc()
     logs.bind(hold_id=hold.hold_id)
     log.info("hold created", extra={"section": section.slug, "event_date": str(block.event_date),
                                     "quantity": quantity, "seats": hold.seats})
@@ -89,6 +97,7 @@ async def release_hold(request: Request) -> JSONResponse:
     hold_id = _hold_id(request)
     logs.bind(hold_id=hold_id)
     hold = await engine.release(hold_id, requester=principal.user_id if principal else "")
+    metrics.HOLDS_RELEASED.inc()
     log.info("hold released", extra={"quantity": hold.quantity})
     section = request.app.state.catalog.section_by_slug(hold.section)
     return shapes.ok(shapes.hold_json(section, hold, await engine.now_ms()))

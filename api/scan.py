@@ -80,16 +80,18 @@ async def scan(request: Request) -> JSONResponse:
     code, ticket_id, refused = _read_code(request, presented)
     settings, state = request.app.state.settings, request.app.state
 
-    def run() -> dict[str, Any]:
+    def run() -> tuple[dict[str, Any], str | None]:
         with state.sync_sessions.begin() as session:
             outcome = scan_ticket(
                 session, presented=presented, code=code, ticket_id=ticket_id, gate=gate,
                 device_id=device_id, at=state.clock(), tz=settings.venue_timezone,
                 reentry=gate.value in settings.scan_reentry_gates, refused=refused)
-            return outcome_json(outcome)
+            order_id = str(outcome.ticket.order_id) if outcome.ticket else None
+            return outcome_json(outcome), order_id
 
-    result = await run_in_threadpool(run)
-    logs.bind(ticket_code=(result["ticket"] or {}).get("code"))
+    result, order_id = await run_in_threadpool(run)
+    # order_id: an operator follows one order from its hold to its tickets to the gate.
+    logs.bind(ticket_code=(result["ticket"] or {}).get("code"), order_id=order_id)
     log.info("scan", extra={"gate": gate.value, "device_id": device_id,
                             "result": result["result"]})
     return shapes.ok(result)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from amphi import errors
 from engine import keys, scripts
 from engine.holds import RECLAIM_LIMIT, TOMBSTONE_MS, block_keys, text
 
@@ -21,6 +22,10 @@ def parse_sale(reply: list[Any]) -> Sale | None:
     """None when the block has no seats left for this order (it must be refunded)."""
     code = int(reply[0])
     if code == 0:
+        if text(reply[1]) == "no_block":
+            # Redis lost the block (a flush): never refund for that. The job retries once
+            # `amphi reconcile --fix` has rebuilt it from the ledger.
+            raise errors.ServiceUnavailable("The seat block is not loaded in Redis.")
         return None
     return Sale(text(reply[1]), [int(i) for i in reply[2:]], replayed=code == 2)
 

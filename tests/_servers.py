@@ -33,8 +33,10 @@ def free_port() -> int:
 
 @contextmanager
 def child_server(argv: list[str], *, env: dict[str, str], log_path: Path, name: str,
-                 answers: Callable[[], bool], timeout: float = 20) -> Iterator[None]:
-    """Run `argv` until the block ends; `answers()` says when it is ready."""
+                 answers: Callable[[], bool], timeout: float = 20,
+                 ) -> Iterator[subprocess.Popen[bytes]]:
+    """Run `argv` until the block ends; `answers()` says when it is ready. Yields the
+    process."""
     with log_path.open("wb") as log:
         proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -50,7 +52,7 @@ def child_server(argv: list[str], *, env: dict[str, str], log_path: Path, name: 
             if time.monotonic() > deadline:
                 pytest.fail(f"{name} did not answer in {timeout:g}s:\n{log_path.read_text()}")
             time.sleep(0.05)
-        yield
+        yield proc
     finally:
         proc.terminate()
         try:

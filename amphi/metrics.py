@@ -1,0 +1,106 @@
+"""Prometheus metrics. Events counted where they happen (holds, Redis errors) are counters of
+the process; the totals that have a single source of truth (orders by status, tickets,
+scans, queue depth, holds expired inside Lua) are read from it when Prometheus scrapes, so
+they agree across API processes, workers and restarts.
+
+With several API processes (`amphi serve --workers N`) the process counters are shared
+through prometheus_client's multiprocess mode: `PROMETHEUS_MULTIPROC_DIR` is set by
+`amphi serve` before the processes start.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+HOLDS_CREATED = Counter("amphi_holds_created_total", "Holds made", ["kind"])
+HOLDS_REFUSED = Counter("amphi_holds_refused_total", "Hold requests refused, by reason",
+                        ["reason"])
+HOLDS_RELEASED = Counter("amphi_holds_released_total", "Holds released by their fan")
+HOLD_SECONDS = Histogram(
+    "amphi_hold_seconds", "Time to make a hold (the engine call, one Redis round trip)",
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
+REDIS_ERRORS = Counter("amphi_redis_errors_total", "Requests failed by a Redis error", ["kind"])
+DATABASE_ERRORS = Counter("amphi_database_errors_total",
+                          "Requests failed because the database was unreachable")
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """What the scrape reads from the single sources of truth."""
+
+    orders_by_status: dict[str, int]
+    tickets_by_kind: dict[str, int]
+    scans_by_result: dict[str, int]
+    queue_depth: dict[str, int]
+    queue_failed: dict[str, int]
+    holds_expired: int
+    inventory: list[tuple[str, str, int, int, int]]  # date, section, available, held, sold
+
+
+class TotalsCollector(Collector):
+    """Turns one `Totals` reading (taken just before the scrape) into metrics."""
+
+    def __init__(self, totals: Totals) -> None:
+        self.totals = totals
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        t = self.totals
+        yield _gauge("amphi_orders", "Orders by status", "status", t.orders_by_status)
+        tickets = CounterMetricFamily("amphi_tickets_issued", "Tickets issued (live or not)",
+                                      labels=["kind"])
+        for kind, n in sorted(t.tickets_by_kind.items()):
+            tickets.add_metric([kind], n)
+        yield tickets
+        scans = CounterMetricFamily("amphi_scans", "Gate scans by result", labels=["result"])
+        for result, n in sorted(t.scans_by_result.items()):
+            scans.add_metric([result], n)
+        yield scans
+        yield _gauge("amphi_queue_depth", "Jobs waiting in each RQ queue", "queue",
+                     t.queue_depth)
+        yield _gauge("amphi_queue_failed", "Jobs that failed for good (retries spent)",
+                     "queue", t.queue_failed)
+        yield CounterMetricFamily("amphi_holds_expired", "Holds that expired unpaid (Redis)",
+                                  value=t.holds_expired)
+        seats = GaugeMetricFamily("amphi_seats", "Seats of each block by state",
+                                  labels=["date", "section", "state"])
+        for day, section, available, held, sold in t.inventory:
+            for state, n in (("available", available), ("held", held), ("sold", sold)):
+                seats.add_metric([day, section, state], n)
+        yield seats
+
+
+def _gauge(name: str, doc: str, label: str, values: dict[str, int]) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, doc, labels=[label])
+    for key, n in sorted(values.items()):
+        family.add_metric([key], n)
+    return family
+
+
+def render(totals: Totals) -> bytes:
+    """The exposition text: the counters of this process (of every API process in
+    multiprocess mode), then `totals`."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        counters = CollectorRegistry()
+        multiprocess.MultiProcessCollector(counters)
+    else:
+        counters = REGISTRY
+    read_now = CollectorRegistry()
+    read_now.register(TotalsCollector(totals))
+    return generate_latest(counters) + generate_latest(read_now)

@@ -1,0 +1,114 @@
+"""What load balancers and Prometheus ask: liveness, readiness, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from rq import Queue
+from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from amphi import metrics
+from engine import scripts
+from engine.stats import block_stats
+from ledger import stats
+from workers import jobs
+
+log = logging.getLogger(__name__)
+
+CHECK_TIMEOUT_SECONDS = 2.0
+
+
+async def healthz(request: Request) -> JSONResponse:
+    """The process is up and serving; says nothing about its dependencies."""
+    return JSONResponse({"status": "ok"})
+
+
+async def _redis(request: Request) -> None:
+    client = request.app.state.redis
+    await client.ping()
+    if not all(await client.script_exists(*(s.sha for s in scripts.all_scripts()))):
+        # After a SCRIPT FLUSH or a failover: load them now rather than on first use.
+        await scripts.aload_all(client)
+        log.warning("readiness reloaded the Lua scripts")
+
+
+async def _rq_redis(request: Request) -> None:
+    queue: Queue = request.app.state.queue
+    await run_in_threadpool(queue.connection.ping)
+
+
+async def _database(request: Request) -> None:
+    async with request.app.state.sessions() as session:
+        await session.execute(text("SELECT 1"))
+
+
+CHECKS: dict[str, Callable[[Request], Awaitable[None]]] = {
+    "redis": _redis,
+    "rq_redis": _rq_redis,
+    "database": _database,
+}
+
+
+async def _check(name: str, request: Request) -> str:
+    try:
+        await asyncio.wait_for(CHECKS[name](request), CHECK_TIMEOUT_SECONDS)
+    except TimeoutError:
+        return f"timed out after {CHECK_TIMEOUT_SECONDS:g}s"
+    except Exception as exc:  # any failure means "not ready"; say which, without a trace
+        return f"{type(exc).__name__}: {exc}"[:300]
+    return "ok"
+
+
+async def readyz(request: Request) -> JSONResponse:
+    """200 when Redis (scripts loaded), RQ's Redis and the database all answer, else 503."""
+    names = list(CHECKS)
+    results = dict(zip(names, await asyncio.gather(*(_check(n, request) for n in names)),
+                       strict=True))
+    ready = all(r == "ok" for r in results.values())
+    if not ready:
+        log.warning("not ready", extra={"checks": results})
+    return JSONResponse({"status": "ready" if ready else "not_ready", "checks": results},
+                        status_code=200 if ready else 503)
+
+
+def _queues(queue: Queue) -> tuple[dict[str, int], dict[str, int]]:
+    """Jobs waiting, and jobs failed for good, in each of our queues."""
+    waiting, failed = {}, {}
+    for name in (jobs.DEFAULT, jobs.MAINTENANCE):
+        q = Queue(name, connection=queue.connection)
+        waiting[name], failed[name] = q.count, q.failed_job_registry.count
+    return waiting, failed
+
+
+async def prometheus(request: Request) -> Response:
+    state = request.app.state
+    async with state.sessions() as session:
+        orders = await stats.orders_by_status(session)
+        tickets = await stats.tickets_by_kind(session)
+        scans = await stats.scans_by_result(session)
+    blocks = await block_stats(state.redis)
+    waiting, failed = await run_in_threadpool(_queues, state.queue)
+    totals = metrics.Totals(
+        orders_by_status=orders,
+        tickets_by_kind=tickets,
+        scans_by_result=scans,
+        queue_depth=waiting,
+        queue_failed=failed,
+        holds_expired=sum(b.expired for b in blocks),
+        inventory=[(b.block.event_date.isoformat(), b.block.section, b.counts.available,
+                    b.counts.held, b.counts.sold) for b in blocks],
+    )
+    return Response(metrics.render(totals), media_type=metrics.CONTENT_TYPE)
+
+
+routes = [
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/readyz", readyz, methods=["GET"]),
+    Route("/metrics", prometheus, methods=["GET"]),
+]

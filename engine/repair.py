@@ -1,0 +1,61 @@
+"""Reading a block whole and rebuilding it from the ledger: the Redis side of reconcile."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from amphi import errors
+from engine import keys, scripts
+from engine.blocks import BlockSpec
+from engine.drift import Snapshot
+from engine.holds import block_keys, block_ref, text
+
+
+def snapshot(client: scripts.Client, block: keys.BlockKeys) -> Snapshot:
+    """The block as one transaction saw it (all its keys share one slot)."""
+    # Redis's clock, read just before: a cluster's transactions refuse TIME, and judging
+    # holds "long past their expiry" does not need the same millisecond.
+    seconds, micros = client.time()
+    pipe = client.pipeline(transaction=True)
+    pipe.hgetall(block.meta)
+    pipe.get(block.seats)
+    pipe.zrange(block.holds, 0, -1, withscores=True)
+    pipe.hgetall(block.records)
+    pipe.hgetall(block.sales)
+    meta, seats, holds, records, sales = pipe.execute()
+    return Snapshot(
+        now_ms=int(seconds) * 1000 + int(micros) // 1000,
+        meta={text(k): text(v) for k, v in meta.items()},
+        seats=text(seats) if seats is not None else "",
+        holds={text(h): int(score) for h, score in holds},
+        records={text(k): json.loads(v) for k, v in records.items()},
+        sales={text(k): json.loads(v) for k, v in sales.items()},
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Rebuilt:
+    seats_changed: int
+    holds_ended: int
+    sold: int
+    held: int
+
+
+def rebuild(client: scripts.Client, spec: BlockSpec, *, ticket_seats: list[int] | int,
+            settled_orders: list[str]) -> Rebuilt:
+    """Make the block agree with the ledger (lua/rebuild_block.lua), creating it if missing.
+    `ticket_seats`: the seat indices of live tickets, or their count for general admission."""
+    sold = (str(ticket_seats) if isinstance(ticket_seats, int)
+            else ",".join(map(str, ticket_seats)))
+    reply = scripts.run(
+        client,
+        "rebuild_block",
+        [*block_keys(spec.block), spec.block.sales],
+        [spec.kind, spec.capacity, spec.rows, spec.seats_per_row, spec.price_cents,
+         "1" if spec.active else "0", sold, ",".join(settled_orders)],
+    )
+    if int(reply[0]) != 1:
+        raise errors.BlockConflict(f"{spec.block.tag}: {text(reply[1])}")
+    client.sadd(keys.blocks_index(), block_ref(spec.block))
+    return Rebuilt(*(int(v) for v in reply[1:5]))
