@@ -29,15 +29,18 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise SystemExit(f"--event-dates: {text!r} is not a date (YYYY-MM-DD)") from None
+
+
 def _event_dates(settings: Settings, raw: list[str] | None) -> list[date]:
     if not raw:
         return next_festival_dates(settings.venue_timezone)
     days = []
-    for text in raw:
-        try:
-            day = date.fromisoformat(text)
-        except ValueError:
-            raise SystemExit(f"--event-dates: {text!r} is not a date (YYYY-MM-DD)") from None
+    for day in map(_parse_date, raw):
         if show_day_over(day, settings.venue_timezone):
             raise SystemExit(
                 f"--event-dates: {day} is over in {settings.venue_timezone}; it cannot go on sale"
@@ -76,6 +79,23 @@ def cmd_setup_venue(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import shutil
+    import tempfile
+
+    metrics_dir = None
+    if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each API process writes its counters here; /metrics in any process sums them all.
+        metrics_dir = tempfile.mkdtemp(prefix="amphi-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        _run_uvicorn(args)
+    finally:
+        if metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+    return 0
+
+
+def _run_uvicorn(args: argparse.Namespace) -> None:
     import uvicorn
 
     uvicorn.run(
@@ -90,7 +110,6 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         loop="uvloop",
         http="httptools",
     )
-    return 0
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
@@ -150,6 +169,39 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
+    """Exit 0: Redis, ledger and Stripe agree (or --fix made them agree); 1: drift left."""
+    from datetime import timedelta
+
+    from rq import Queue
+    from tqdm import tqdm
+
+    from amphi.payments import gateway
+    from amphi.signing import load_signer
+    from engine import scripts
+    from engine.connection import sync_client
+    from ledger.db import session_factory, sync_engine
+    from workers import jobs, reconcile
+
+    hold_redis = sync_client(settings.redis_url)
+    scripts.load_all(hold_redis)
+    src = reconcile.sources(
+        hold_redis, session_factory(sync_engine(settings.database_url)), gateway(settings),
+        Queue(jobs.DEFAULT, connection=sync_client(settings.rq_url)),
+        load_signer(settings.ticket_signing_key, settings.ticket_signing_key_file),
+    )
+    stale = (args.stale_after if args.stale_after is not None
+             else max(60, 3 * settings.sweep_interval_seconds))
+    dates = {_parse_date(d) for d in args.event_dates} if args.event_dates else None
+    report = reconcile.reconcile(
+        src, fix=args.fix, dates=dates,
+        stale_after=timedelta(seconds=stale), stuck_after=timedelta(minutes=args.stuck_after),
+        progress=lambda items, **kw: tqdm(items, file=sys.stderr, **kw),
+    )
+    print(reconcile.format_report(report, fixed=args.fix))
+    return 1 if report.drift_left else 0
+
+
 def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
     """A development JWT for the API's Bearer auth."""
     from datetime import timedelta
@@ -195,6 +247,18 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--no-cron", action="store_true", help="do not schedule the sweeper")
     worker.set_defaults(func=cmd_worker)
 
+    rec = sub.add_parser("reconcile", help="compare Redis, the ledger and Stripe; --fix repairs")
+    rec.add_argument("--fix", action="store_true",
+                     help="rebuild drifted blocks from the ledger, finalise paid orders")
+    rec.add_argument("--event-dates", nargs="+", metavar="YYYY-MM-DD",
+                     help="only these show days (default: every block)")
+    rec.add_argument("--stale-after", type=int, default=None, metavar="SECONDS",
+                     help="a hold this long past its expiry is drift (default: 60, or 3 "
+                          "sweep intervals)")
+    rec.add_argument("--stuck-after", type=float, default=15, metavar="MINUTES",
+                     help="a payment this old without tickets is drift (default: 15)")
+    rec.set_defaults(func=cmd_reconcile)
+
     token = sub.add_parser("token", help="print a development JWT (HS256, JWT_SECRET)")
     token.add_argument("--sub", default="dev-user", help="user id (claim sub)")
     token.add_argument("--email", default="fan@example.com")
@@ -212,7 +276,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     logs.configure(settings.log_level, settings.log_format)
-    return args.func(settings, args)
+    from redis.exceptions import ConnectionError as RedisUnreachable
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        return args.func(settings, args)
+    except RedisUnreachable as exc:
+        print(f"cannot reach Redis ({exc}); is REDIS_URL right?", file=sys.stderr)
+    except OperationalError as exc:
+        print(f"cannot reach the database ({exc.orig}); is DATABASE_URL right?", file=sys.stderr)
+    return 3
 
 
 if __name__ == "__main__":

@@ -6,7 +6,10 @@ import os
 from dataclasses import dataclass, fields
 from typing import Any
 
+from engine.connection import cluster_nodes, is_cluster_url
+
 DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-before-production"
+DEV_ADMIN_PASSWORD = "admin"
 
 
 class SettingsError(ValueError):
@@ -40,6 +43,7 @@ class Settings:
     hold_rate_limit_per_minute: int = 30
     sweep_interval_seconds: int = 5
     catalog_refresh_seconds: int = 30
+    sections_cache_seconds: int = 1  # per-process cache of the sections endpoint; 0: off
     max_body_bytes: int = 16_384
     redis_max_connections: int = 256
     log_level: str = "INFO"
@@ -54,6 +58,8 @@ class Settings:
     ticket_signing_key: str = ""  # base64 Ed25519 seed; empty: ticket_signing_key_file
     ticket_signing_key_file: str = ".amphi/ticket_signing_key"
     scan_reentry_gates: tuple[str, ...] = ()  # gates where a second admission is allowed
+    admin_username: str = "admin"  # the box office admin at /admin
+    admin_password: str = DEV_ADMIN_PASSWORD
 
     @property
     def rq_url(self) -> str:
@@ -88,6 +94,9 @@ class Settings:
             "catalog_refresh_seconds": _int(
                 env, "CATALOG_REFRESH_SECONDS", d.catalog_refresh_seconds, minimum=1
             ),
+            "sections_cache_seconds": _int(
+                env, "SECTIONS_CACHE_SECONDS", d.sections_cache_seconds
+            ),
             "max_body_bytes": _int(env, "MAX_BODY_BYTES", d.max_body_bytes, minimum=256),
             "redis_max_connections": _int(
                 env, "REDIS_MAX_CONNECTIONS", d.redis_max_connections, minimum=4
@@ -107,6 +116,8 @@ class Settings:
             "scan_reentry_gates": tuple(
                 g.strip() for g in env.get("SCAN_REENTRY_GATES", "").split(",") if g.strip()
             ),
+            "admin_username": env.get("ADMIN_USERNAME") or d.admin_username,
+            "admin_password": env.get("ADMIN_PASSWORD") or d.admin_password,
         }
         settings = cls(**values)
         settings.validate()
@@ -121,6 +132,11 @@ class Settings:
             raise SettingsError("JWT_SECRET must be a real secret of 32+ bytes in production")
         if self.app_env == "production" and not self.ticket_signing_key:
             raise SettingsError("TICKET_SIGNING_KEY must be set in production")
+        if self.app_env == "production" and (
+            self.admin_password == DEV_ADMIN_PASSWORD or len(self.admin_password) < 12
+        ):
+            raise SettingsError("ADMIN_PASSWORD must be a real password of 12+ characters "
+                                "in production")
         unknown = set(self.scan_reentry_gates) - {"amphitheater", "festival"}
         if unknown:
             raise SettingsError(f"SCAN_REENTRY_GATES: unknown gates {sorted(unknown)}")
@@ -128,6 +144,26 @@ class Settings:
             raise SettingsError("HOLD_MAX_QUANTITY may not exceed 8")
         if self.log_format not in ("json", "text"):
             raise SettingsError("LOG_FORMAT must be json or text")
+        self._validate_redis_urls()
+
+    def _validate_redis_urls(self) -> None:
+        """The hold engine may run on a Redis Cluster; RQ may not (its keys are not
+        hash-tagged), so with a cluster REDIS_URL, RQ_REDIS_URL must name a plain Redis."""
+        if is_cluster_url(self.rq_redis_url):
+            raise SettingsError(
+                "RQ_REDIS_URL must be a plain Redis (redis://...), not a Redis Cluster URL: "
+                "RQ does not run on a cluster"
+            )
+        if is_cluster_url(self.redis_url):
+            try:
+                cluster_nodes(self.redis_url)
+            except ValueError as exc:
+                raise SettingsError(f"REDIS_URL: {exc}") from exc
+            if not self.rq_redis_url:
+                raise SettingsError(
+                    "REDIS_URL is a Redis Cluster: set RQ_REDIS_URL to a plain Redis "
+                    "(redis://...) for the job queues, which do not run on a cluster"
+                )
 
     def replace(self, **changes: Any) -> Settings:
         current = {f.name: getattr(self, f.name) for f in fields(self)}

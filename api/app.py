@@ -12,29 +12,22 @@ from datetime import UTC, datetime
 from rq import Queue
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from amphi import logs
 from amphi.payments import gateway
 from amphi.settings import Settings
 from amphi.signing import load_signer
-from api import holds, payments, scan, tickets, venues
+from api import admin, holds, ops, payments, scan, tickets, venues
 from api.errors import HANDLERS
 from api.middleware import RequestContext
 from engine import scripts
-from engine.connection import async_client, sync_client
+from engine.connection import async_client, queue_client, sync_client
 from engine.holds import HoldEngine
 from ledger.catalog import load_catalog
 from ledger.db import async_engine, async_session_factory, session_factory, sync_engine
 from workers import finalize, jobs
 
 log = logging.getLogger(__name__)
-
-
-async def healthz(request: Request) -> JSONResponse:
-    return JSONResponse({"status": "ok"})
 
 
 async def _refresh_catalog(app: Starlette, every: int) -> None:
@@ -58,7 +51,7 @@ def create_app(settings: Settings | None = None, *,
         db = async_engine(settings.database_url)
         # Finalisation (demo/manual confirm) is the workers' synchronous code, run in threads.
         sync_redis, sync_db = sync_client(settings.redis_url), sync_engine(settings.database_url)
-        queue = Queue(jobs.DEFAULT, connection=sync_client(settings.rq_url))
+        queue = Queue(jobs.DEFAULT, connection=queue_client(settings.rq_url))
         refresher = None
         try:
             await scripts.aload_all(redis)
@@ -74,6 +67,7 @@ def create_app(settings: Settings | None = None, *,
                 rate_limit_per_minute=settings.hold_rate_limit_per_minute,
                 id_secret=settings.jwt_secret.encode(),
             )
+            app.state.sections_cache = venues.sections_loader(app)
             app.state.payments = gateway(settings)
             app.state.signer = load_signer(settings.ticket_signing_key,
                                            settings.ticket_signing_key_file)
@@ -103,7 +97,7 @@ def create_app(settings: Settings | None = None, *,
     logs.configure(settings.log_level, settings.log_format)
     app = Starlette(
         routes=[
-            Route("/healthz", healthz, methods=["GET"]),
+            *ops.routes,
             *venues.routes,
             *holds.routes,
             *payments.routes,
@@ -114,6 +108,7 @@ def create_app(settings: Settings | None = None, *,
         exception_handlers=HANDLERS,
         lifespan=lifespan,
     )
+    admin.mount(app, settings)  # /admin: the box office (sqladmin), behind its own login
     app.state.settings = settings
     app.state.clock = clock or (lambda: datetime.now(UTC))
     return app

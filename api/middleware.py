@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import time
-import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -22,7 +22,7 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming[:64] if incoming.isprintable() and incoming else uuid.uuid4().hex
+        request_id = incoming[:64] if incoming.isprintable() and incoming else secrets.token_hex(16)
         started = time.perf_counter()
         status = 500
 

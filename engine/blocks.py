@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from amphi import errors
 from engine import keys, scripts
@@ -32,20 +33,30 @@ class BlockSpec:
     active: bool
 
 
-def load_block(client: scripts.Client, spec: BlockSpec, sold: list[int] | int = ()) -> str:
-    """Create the block in Redis (with `sold` seat indices, or a count for GA) or refresh
-    its price and on-sale flag. Returns 'created' or 'refreshed'."""
+def load_block_call(
+    spec: BlockSpec, sold: list[int] | int = ()
+) -> tuple[list[str], list[str | int]]:
+    """KEYS and ARGV of lua/load_block.lua for `spec`."""
     sold_arg = str(sold) if isinstance(sold, int) else ",".join(str(i) for i in sold)
-    reply = scripts.run(
-        client,
-        "load_block",
+    return (
         [spec.block.meta, spec.block.seats],
         [spec.kind, spec.capacity, spec.rows, spec.seats_per_row, spec.price_cents,
          "1" if spec.active else "0", sold_arg],
     )
+
+
+def load_outcome(spec: BlockSpec, reply: list[Any]) -> str:
+    """'created' or 'refreshed'; BlockConflict when the script refused."""
     outcome = reply[1].decode() if isinstance(reply[1], bytes) else str(reply[1])
     if int(reply[0]) != 1:
         raise errors.BlockConflict(f"{spec.block.tag}: {outcome}")
+    return outcome
+
+
+def load_block(client: scripts.Client, spec: BlockSpec, sold: list[int] | int = ()) -> str:
+    """Create the block in Redis (with `sold` seat indices, or a count for GA) or refresh
+    its price and on-sale flag. Returns 'created' or 'refreshed'."""
+    outcome = load_outcome(spec, scripts.run(client, "load_block", *load_block_call(spec, sold)))
     client.sadd(keys.blocks_index(), f"{spec.block.event_date.isoformat()}|{spec.block.section}")
     return outcome
 

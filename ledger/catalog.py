@@ -5,6 +5,7 @@ path never asks SQL. Prices and on-sale flags the hot path applies live in Redis
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -62,6 +63,11 @@ class Catalog:
     sections: dict[uuid.UUID, SectionInfo] = field(default_factory=dict)
     event_dates: list[EventDateInfo] = field(default_factory=list)
 
+    @functools.cached_property
+    def _dates(self) -> frozenset[tuple[uuid.UUID, date]]:
+        """(venue, date) of every event date: the hot path's lookup, once per catalogue."""
+        return frozenset((d.venue_id, d.event_date) for d in self.event_dates)
+
     def venue(self, venue_id: uuid.UUID) -> VenueInfo:
         try:
             return self.venues[venue_id]
@@ -101,7 +107,7 @@ class Catalog:
     ) -> BlockKeys:
         """The block of `section` on `event_date`, if that date is on sale."""
         venue = self.venues[section.venue_id]
-        if not any(d.venue_id == venue.id and d.event_date == event_date for d in self.event_dates):
+        if (venue.id, event_date) not in self._dates:
             raise errors.EventDateNotFound(
                 f"There is no event at {venue.name} on {event_date.isoformat()}."
             )

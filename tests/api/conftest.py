@@ -54,7 +54,9 @@ def add_event_date(ledger_engine: Engine, venue: VenueFixture) -> Callable[[date
 
 @pytest.fixture
 def api_settings(settings: Settings) -> Settings:
-    return settings.replace(log_level="WARNING")
+    # Most tests read counters right after a write, so the sections cache is off here;
+    # tests/api/test_sections_cache.py turns it on.
+    return settings.replace(log_level="WARNING", sections_cache_seconds=0)
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from sqlalchemy import Engine
 from amphi.settings import Settings
 from engine import scripts
 from engine.blocks import load_block, seat_map
+from engine.connection import sync_client
 from engine.keys import BlockKeys
 from tests._servers import uvicorn_server
 from tests.api._support import (
@@ -46,7 +47,7 @@ STARTUP_SECONDS = 20
 
 @pytest.fixture(scope="module")
 def venue(ledger_engine: Engine, settings: Settings) -> Iterator[VenueFixture]:
-    client = redis.Redis.from_url(settings.redis_url)
+    client = sync_client(settings.redis_url)
     client.flushdb()
     scripts.load_all(client)
     yield build_venue(ledger_engine, client)
@@ -69,12 +70,14 @@ def server(
         **os.environ,
         "APP_ENV": "test",
         "REDIS_URL": settings.redis_url,
+        "RQ_REDIS_URL": settings.rq_redis_url,
         "DATABASE_URL": settings.database_url,
         "JWT_SECRET": settings.jwt_secret,
         "HOLD_TTL_SECONDS": "600",
         "HOLD_MAX_QUANTITY": "8",
         "HOLD_MAX_ACTIVE_PER_OWNER": "4",
         "HOLD_RATE_LIMIT_PER_MINUTE": "0",
+        "SECTIONS_CACHE_SECONDS": "0",  # these tests read counters right after writes
         "LOG_LEVEL": "WARNING",
         "LOG_FORMAT": "text",
     }

@@ -1,0 +1,155 @@
+"""An on-sale spike against a running amphi (`make up`, or `amphi serve` + `amphi worker`).
+
+Every simulated fan signs its own JWT (HS256 with JWT_SECRET, the development secret by
+default), so the per-fan rate limit and active-hold cap apply as they do in production.
+
+Fans:
+- Poller: opens the venue, then polls section availability for a date every 1-3 s.
+- Buyer: holds seats, checks out, pays through the demo confirm, then browses again.
+- Abandoner: holds seats, looks at the hold, and walks away (the hold expires).
+- Releaser: holds seats and releases them (changed their mind).
+Shape (`SpikeShape`): nobody, then a ramp to SPIKE_PEAK fans within SPIKE_RAMP_SECONDS (the
+minute tickets go on sale), a plateau, then a tail as the sale sells out.
+
+Run headless with `python -m loadtests.spike` (it writes the reports and reconciles after).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+from locust import HttpUser, LoadTestShape, between, events, task
+
+from amphi.settings import DEV_JWT_SECRET
+
+API = "/api/tickets/amphitheater"
+QUANTITIES = (1, 2, 2, 2, 3, 4, 4, 6)  # what fans ask for, roughly
+
+# Venue, sections and dates, read once per Locust process at the start.
+CATALOG: dict[str, Any] = {}
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name) or default)
+
+
+@events.test_start.add_listener
+def load_catalog(environment: Any, **_: Any) -> None:
+    import httpx
+
+    host = environment.host.rstrip("/")
+    def data(path: str, **params: str) -> Any:
+        return httpx.get(f"{host}{API}{path}", params=params, timeout=10).json()["data"]
+
+    venue = data("/venues/")[0]
+    CATALOG["venue_id"] = venue["id"]
+    CATALOG["dates"] = [d["date"] for d in data("/event-dates/")]
+    sections = data(f"/venues/{venue['id']}/sections/", date=CATALOG["dates"][0])
+    CATALOG["sections"] = [s["id"] for s in sections]
+
+
+class Fan(HttpUser):
+    abstract = True
+    wait_time = between(1, 3)
+
+    def on_start(self) -> None:
+        self.user_id = f"locust-{uuid.uuid4().hex[:12]}"
+        secret = os.environ.get("JWT_SECRET") or DEV_JWT_SECRET
+        token = jwt.encode({"sub": self.user_id, "email": f"{self.user_id}@example.com",
+                            "exp": datetime.now(UTC) + timedelta(hours=2)}, secret,
+                           algorithm="HS256")
+        self.client.headers["Authorization"] = f"Bearer {token}"
+        self.date = random.choice(CATALOG["dates"])
+
+    def poll(self) -> None:
+        self.client.get(f"{API}/venues/{CATALOG['venue_id']}/sections/",
+                        params={"date": self.date}, name="sections")
+
+    def hold(self) -> str | None:
+        """Try for seats; a sold-out or rate-limited answer is a normal outcome."""
+        body = {"section_id": random.choice(CATALOG["sections"]), "event_date": self.date,
+                "quantity": random.choice(QUANTITIES)}
+        with self.client.post(f"{API}/holds/create/", json=body, name="hold",
+                              catch_response=True) as resp:
+            if resp.status_code == 201:
+                resp.success()
+                return resp.json()["data"]["hold_id"]
+            if resp.status_code in (409, 429):
+                resp.success()  # sold out, no adjacent seats, rate limit, hold cap
+                return None
+            resp.failure(f"hold: {resp.status_code} {resp.text[:200]}")
+            return None
+
+
+class Poller(Fan):
+    weight = 6
+
+    def on_start(self) -> None:
+        super().on_start()
+        self.client.get(f"{API}/venues/", name="venues")
+        self.client.get(f"{API}/event-dates/", name="event-dates")
+
+    @task
+    def refresh(self) -> None:
+        self.poll()
+
+
+class Buyer(Fan):
+    weight = 2
+
+    @task
+    def buy(self) -> None:
+        self.poll()
+        hold_id = self.hold()
+        if hold_id is None:
+            return
+        order = self.client.post("/api/payments/amphitheater/checkout/", name="checkout",
+                                 json={"hold_id": hold_id, "billing_details": {
+                                     "email": f"{self.user_id}@example.com",
+                                     "firstName": "Load", "lastName": "Test"}})
+        if order.status_code != 200:
+            return
+        self.client.post("/api/payments/amphitheater/confirm/", name="confirm",
+                         json={"order_id": order.json()["data"]["order_id"]})
+
+
+class Abandoner(Fan):
+    weight = 1
+
+    @task
+    def hold_and_leave(self) -> None:
+        hold_id = self.hold()
+        if hold_id:
+            self.client.get(f"{API}/holds/{hold_id}/", name="hold status")
+
+
+class Releaser(Fan):
+    weight = 1
+
+    @task
+    def hold_and_release(self) -> None:
+        hold_id = self.hold()
+        if hold_id:
+            self.client.post(f"{API}/holds/{hold_id}/release/", name="release")
+
+
+class SpikeShape(LoadTestShape):
+    """Ramp to the peak within seconds, hold it, then a tail at a fifth of it."""
+
+    peak = _env_int("SPIKE_PEAK", 500)
+    ramp = _env_int("SPIKE_RAMP_SECONDS", 10)
+    plateau = _env_int("SPIKE_PLATEAU_SECONDS", 40)
+    tail = _env_int("SPIKE_TAIL_SECONDS", 20)
+
+    def tick(self) -> tuple[int, float] | None:
+        t = self.get_run_time()
+        if t < self.ramp + self.plateau:
+            return self.peak, max(1.0, self.peak / self.ramp)
+        if t < self.ramp + self.plateau + self.tail:
+            return max(1, self.peak // 5), float(self.peak)
+        return None

@@ -1,0 +1,57 @@
+"""One command for the on-sale spike: Locust headless against a running amphi, its CSV and
+HTML reports in loadtests/results/, then `amphi reconcile` on the same Redis and database
+to show that nothing drifted and no seat was oversold.
+
+    python -m loadtests.spike [--host http://127.0.0.1:8000] [--peak 500] [--processes 1]
+
+Point REDIS_URL / DATABASE_URL at the service's (the defaults are `amphi up`'s). Exit code:
+0 when Locust saw no failures and reconcile found no drift, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--host", default="http://127.0.0.1:8000")
+    parser.add_argument("--peak", type=int, default=500, help="fans at the peak")
+    parser.add_argument("--ramp", type=int, default=10, help="seconds to reach the peak")
+    parser.add_argument("--plateau", type=int, default=40, help="seconds at the peak")
+    parser.add_argument("--tail", type=int, default=20, help="seconds of the tail")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="Locust worker processes (-1: one a core)")
+    parser.add_argument("--out", default=str(HERE / "results" / "spike"),
+                        help="report prefix (CSV files and .html)")
+    args = parser.parse_args(argv)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "SPIKE_PEAK": str(args.peak), "SPIKE_RAMP_SECONDS": str(args.ramp),
+           "SPIKE_PLATEAU_SECONDS": str(args.plateau), "SPIKE_TAIL_SECONDS": str(args.tail)}
+    locust = [sys.executable, "-m", "locust", "-f", str(HERE / "locustfile.py"), "--headless",
+              "--host", args.host, "--csv", args.out, "--html", f"{args.out}.html",
+              "--only-summary"]
+    if args.processes != 1:
+        locust += ["--processes", str(args.processes)]
+    print("$ " + " ".join(locust), flush=True)
+    load_rc = subprocess.call(locust, env=env)
+    print(f"\nlocust exited {load_rc}; reports: {args.out}_stats.csv, {args.out}.html", flush=True)
+
+    print("$ amphi reconcile", flush=True)
+    rec_rc = subprocess.call([sys.executable, "-m", "amphi.cli", "reconcile"], env=env)
+    if rec_rc == 0:
+        print("reconcile: no drift, no oversold seat")
+    else:
+        print("reconcile: DRIFT after the load run (see above)")
+    return 0 if load_rc == 0 and rec_rc == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
