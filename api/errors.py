@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ExceptionHandler
 
 from amphi import errors, metrics
+from api.shapes import FastJSONResponse
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,8 @@ def envelope(code: str, message: str, status: int, details: dict | None = None,
     error: dict = {"code": code, "message": message}
     if details:
         error["details"] = details
-    return JSONResponse({"success": False, "error": error}, status_code=status, headers=headers)
+    return FastJSONResponse({"success": False, "error": error}, status_code=status,
+                            headers=headers)
 
 
 async def domain_error(request: Request, exc: Exception) -> JSONResponse:

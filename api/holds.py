@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 
 from starlette.requests import Request
@@ -24,8 +23,6 @@ from api.inputs import (
 from engine.holds import HoldEngine
 from engine.keys import BlockKeys
 from ledger.catalog import Catalog, SectionInfo
-
-log = logging.getLogger(__name__)
 
 
 async def _selection(request: Request) -> tuple[SectionInfo, BlockKeys, int, bool]:
@@ -74,9 +71,8 @@ async def create_hold(request: Request) -> JSONResponse:
         raise
     metrics.HOLD_SECONDS.observe(time.perf_counter() - started)
     metrics.HOLDS_CREATED.labels(section.section_type).inc()
-    logs.bind(hold_id=hold.hold_id)
-    log.info("hold created", extra={"section": section.slug, "event_date": str(block.event_date),
-                                    "quantity": quantity, "seats": hold.seats})
+    logs.conclude("hold created", hold_id=hold.hold_id, section=section.slug,
+                  event_date=str(block.event_date), quantity=quantity, seats=hold.seats)
     return shapes.ok(shapes.hold_json(section, hold), status=201)
 
 
@@ -98,7 +94,7 @@ async def release_hold(request: Request) -> JSONResponse:
     logs.bind(hold_id=hold_id)
     hold = await engine.release(hold_id, requester=principal.user_id if principal else "")
     metrics.HOLDS_RELEASED.inc()
-    log.info("hold released", extra={"quantity": hold.quantity})
+    logs.conclude("hold released", quantity=hold.quantity)
     section = request.app.state.catalog.section_by_slug(hold.section)
     return shapes.ok(shapes.hold_json(section, hold, await engine.now_ms()))
 

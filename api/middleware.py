@@ -33,12 +33,12 @@ class RequestContext:
                 message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
             await send(message)
 
-        with logs.bound(request_id=request_id):
+        with logs.request_scope(request_id=request_id):
             try:
                 await self.app(scope, receive, send_with_id)
             finally:
                 log.info(
-                    "request",
+                    logs.event() or "request",
                     extra={
                         "method": scope["method"],
                         "path": scope["path"],

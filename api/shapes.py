@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from starlette.responses import JSONResponse
 
 from engine.geometry import Geometry
@@ -12,9 +13,16 @@ from engine.holds import BlockCounts, Hold, Offer
 from ledger.catalog import EventDateInfo, SectionInfo, VenueInfo
 
 
+class FastJSONResponse(JSONResponse):
+    """JSON rendered by orjson: a tenth of the stdlib's time, on every hot-path answer."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
 def ok(data: object, status: int = 200) -> JSONResponse:
     """The contract's success envelope."""
-    return JSONResponse({"success": True, "data": data}, status_code=status)
+    return FastJSONResponse({"success": True, "data": data}, status_code=status)
 
 
 def dollars(cents: int) -> float:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import hiredis
 import redis
 import redis.asyncio as aredis
 from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
@@ -67,10 +68,27 @@ def async_client(url: str, *, max_connections: int, timeout: float = POOL_TIMEOU
             wait_timeout=timeout,
             **options,
         )
+    if urlsplit(url).scheme == "redis":  # TLS and unix sockets keep their own classes
+        options.setdefault("connection_class", HiredisPackingConnection)
     pool = aredis.BlockingConnectionPool.from_url(
         url, max_connections=max_connections, timeout=timeout, **options
     )
     return aredis.Redis.from_pool(pool)  # aclose() closes the pool too
+
+
+class HiredisPackingConnection(aredis.Connection):
+    """Packs commands with hiredis, in C: a hold's EVALSHA carries 18 keys and arguments,
+    which redis-py's asyncio connection packs in Python (about 15 µs against 2)."""
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        name = args[0]
+        if (type(name) is str and " " not in name
+                and all(type(a) in _HIREDIS_PACKS for a in args)):
+            return [hiredis.pack_command(args)]
+        return super().pack_command(*args)  # "SCRIPT LOAD", floats, memoryviews...
+
+
+_HIREDIS_PACKS = (str, bytes, int)
 
 
 def sync_client(url: str, **options: Any) -> redis.Redis | redis.RedisCluster:

@@ -54,7 +54,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 WRK_DIR = HERE / "wrk"
 BASE = "/api/tickets/amphitheater"
-ENDPOINTS = ("noop", "evalsha", "hold", "sections")
+ENDPOINTS = ("noop", "evalsha", "hold", "hold-jwt", "sections")
 FIRST_DAY = date(2027, 6, 1)
 TARGET_RATIO_100 = 0.8
 TARGET_P99_MS = 50.0
@@ -205,10 +205,12 @@ class Bench:
 
     def measure(self, endpoint: str, *, api: str, ceiling: str, files: dict[str, Path],
                 connections: int, seconds: float) -> dict[str, Any]:
-        if endpoint == "hold":
+        if endpoint.startswith("hold"):
+            # "hold": guest fans, each its own address (X-Forwarded-For, trusted from the
+            # load balancer's 127.0.0.1); "hold-jwt": each fan signed in with its own JWT.
+            fans = str(files["tokens"]) if endpoint == "hold-jwt" else f"guests:{self.args.fans}"
             return run_wrk(f"{api}{BASE}/holds/create/", "hold.lua",
-                           [str(files["tokens"]), str(files["targets"]),
-                            str(self.args.quantity)],
+                           [fans, str(files["targets"]), str(self.args.quantity)],
                            connections=connections, threads=self.args.threads,
                            seconds=seconds, timeout=self.args.timeout)
         if endpoint == "sections":
@@ -261,7 +263,7 @@ class Bench:
                         if repeat == 0 and a.warmup > 0:
                             self.measure(endpoint, api=api, ceiling=ceiling, files=files,
                                          connections=connections, seconds=a.warmup)
-                        if endpoint == "hold":
+                        if endpoint.startswith("hold"):
                             self.reload_blocks()
                         load = os.getloadavg()[0]
                         result = self.measure(endpoint, api=api, ceiling=ceiling,
@@ -276,7 +278,7 @@ class Bench:
 
 # -- summary --------------------------------------------------------------------------------
 def _line(r: dict[str, Any]) -> str:
-    extra = f" ok {r['ok_share']:.1%}" if r["endpoint"] == "hold" else ""
+    extra = f" ok {r['ok_share']:.1%}" if r["endpoint"].startswith("hold") else ""
     errs = f" socket errors {r['socket_errors']}" if r["socket_errors"] else ""
     return (f"  {r['workers']} proc {r['connections']:>5} conn {r['endpoint']:<9}"
             f" {r['ok_rps']:>9,.0f} ok/s  p50 {r['p50_ms']:>7.1f} ms  p99 {r['p99_ms']:>7.1f} ms"
@@ -371,6 +373,7 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
     colors = {"noop": "tab:gray", "evalsha": "tab:blue", "hold": "tab:red",
+              "hold-jwt": "tab:orange",
               "sections": "tab:green"}
     for endpoint in ENDPOINTS:
         for workers, style in ((1, "--"), (2, "-")):

@@ -14,6 +14,7 @@ import argparse
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -44,13 +45,20 @@ def main(argv: list[str] | None = None) -> int:
     load_rc = subprocess.call(locust, env=env)
     print(f"\nlocust exited {load_rc}; reports: {args.out}_stats.csv, {args.out}.html", flush=True)
 
-    print("$ amphi reconcile", flush=True)
-    rec_rc = subprocess.call([sys.executable, "-m", "amphi.cli", "reconcile"], env=env)
-    if rec_rc == 0:
-        print("reconcile: no drift, no oversold seat")
-    else:
-        print("reconcile: DRIFT after the load run (see above)")
+    rec_rc = reconcile(env)
     return 0 if load_rc == 0 and rec_rc == 0 else 1
+
+
+def reconcile(env: Mapping[str, str]) -> int:
+    """`amphi reconcile` on the Redis and database of `env` (REDIS_URL, DATABASE_URL), and
+    the run's verdict; returns reconcile's exit code (0: no drift, no oversold seat)."""
+    print("$ amphi reconcile", flush=True)
+    rc = subprocess.call([sys.executable, "-m", "amphi.cli", "reconcile"], env=dict(env))
+    if rc == 0:
+        print("reconcile: no drift, no oversold seat", flush=True)
+    else:
+        print("reconcile: DRIFT after the load run (see above)", flush=True)
+    return rc
 
 
 if __name__ == "__main__":

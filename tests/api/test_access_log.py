@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from amphi import logs
 
@@ -37,5 +38,9 @@ def test_timestamps_match_isoformat_across_seconds() -> None:
 
 
 def test_values_json_cannot_encode_become_text() -> None:
-    entry = json.loads(logs.JsonFormatter().format(_record(1.0, when=datetime(2027, 6, 19))))
-    assert entry["when"] == "2027-06-19 00:00:00"
+    line = logs.JsonFormatter().format(_record(1.0, when=datetime(2027, 6, 19),
+                                               amount=Decimal("12.50"), big=2**70))
+    entry = json.loads(line)
+    assert entry["when"] == "2027-06-19T00:00:00"  # ISO 8601, as orjson writes datetimes
+    assert entry["amount"] == "12.50"
+    assert entry["big"] == 2**70  # beyond orjson's 64 bits: the stdlib writes the line
