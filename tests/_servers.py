@@ -75,3 +75,27 @@ def uvicorn_server(factory: str, *, env: dict[str, str], log_dir: Path,
                       answers=lambda: httpx.get(f"{url}/healthz", timeout=1).status_code == 200):
         yield url
     assert "Traceback" not in log_path.read_text(), log_path.read_text()
+
+
+def _redis_answers(port: int) -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis(port=port, socket_timeout=1).ping())
+    except redis.ConnectionError:
+        return False
+
+
+@contextmanager
+def private_redis(workdir: Path) -> Iterator[int]:
+    """A redis-server of the caller's own (free port, no persistence), for tests that stop,
+    cut or FLUSHALL it: the machine's Redis is shared. Yields its port."""
+    from amphi.devservices import redis_server_binary
+
+    binary, _ = redis_server_binary()
+    port = free_port()
+    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+            "--appendonly", "no", "--dir", str(workdir)]
+    with child_server(argv, env={}, log_path=workdir / "redis.log", name="redis-server",
+                      answers=lambda: _redis_answers(port)):
+        yield port

@@ -22,9 +22,7 @@ from sqlalchemy import Engine, text
 
 from amphi import devservices
 from amphi.settings import Settings
-from engine import scripts
-from ledger.db import sync_engine
-from ledger.migrate import upgrade
+from tests._storage import flushed_redis, migrated_ledger, own_services
 from tests.api._support import VenueFixture, build_venue, running_api
 from tests.payments._support import SECRET_KEY, WEBHOOK_SECRET
 from tests.payments.conftest import localstripe  # noqa: F401  (the payment suite's server)
@@ -41,9 +39,7 @@ ApiOpener = Callable[..., contextlib.AbstractAsyncContextManager[httpx.AsyncClie
 @pytest.fixture(scope="session")
 def services() -> Iterator[devservices.Services]:
     """Overrides tests/conftest.py: this suite's own Redis db and database."""
-    with devservices.ensure_services(
-        OPS_REDIS_URL, OPS_DATABASE_URL, state_dir=".embedded/test"
-    ) as found:
+    with own_services(OPS_REDIS_URL, OPS_DATABASE_URL) as found:
         yield found
 
 
@@ -68,20 +64,15 @@ def settings(services: devservices.Services,
 
 @pytest.fixture(scope="session")
 def ledger_engine(settings: Settings) -> Iterator[Engine]:
-    upgrade(settings.database_url)
-    engine = sync_engine(settings.database_url)
-    yield engine
-    engine.dispose()
+    with migrated_ledger(settings.database_url) as engine:
+        yield engine
 
 
 @pytest.fixture
 def redis_client(settings: Settings) -> Iterator[redis.Redis]:
     """Db 8 (hold engine and RQ), flushed, every script loaded."""
-    client = redis.Redis.from_url(settings.redis_url)
-    client.flushdb()
-    scripts.load_all(client)
-    yield client
-    client.close()
+    with flushed_redis(settings.redis_url) as client:
+        yield client
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
-"""Invariant 6 end to end: Redis loses everything, `amphi reconcile --fix` (the real console
-script) rebuilds every block from the ledger, and then a spike of concurrent holds from
-several processes on a nearly sold-out section never gets a ticketed seat.
+"""Invariant 6 end to end: Redis loses everything (FLUSHALL, on a redis-server of this
+module's own), `amphi reconcile --fix` (the real console script) rebuilds every block from
+the ledger, and then a spike of concurrent holds from several processes on a nearly
+sold-out section never gets a ticketed seat.
 
 The control: blocks reloaded empty after the flush (what a naive restart does) hand a
 ticketed seat to the very first hold, so the checks below can see the failure."""
@@ -22,6 +23,7 @@ from sqlalchemy import Engine
 from amphi.settings import Settings
 from engine.blocks import load_block
 from engine.keys import BlockKeys
+from tests._servers import private_redis
 from tests.api._support import DAY, VenueFixture
 from tests.engine import _race_worker
 from tests.engine._support import assert_block_ok, engine_client, make_engine
@@ -35,6 +37,13 @@ RESERVED_PER_PROCESS = 200  # qty 1-8 each: ~900 seats asked of the ~470 left
 GA_PER_PROCESS = 60
 SECTION, GA = "Mezzanine Left", "Lawn"  # 600 reserved seats; general admission
 BUYERS = 16  # 8 seats each, in the section's best rows
+
+
+@pytest.fixture(scope="session")  # as the one it overrides, which session fixtures use
+def settings(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """This module's Redis is a server of its own, so that the test can FLUSHALL it."""
+    with private_redis(tmp_path_factory.mktemp("redis")) as port:
+        yield settings.replace(redis_url=f"redis://127.0.0.1:{port}/0")
 
 
 @pytest.fixture(scope="module")
@@ -79,13 +88,13 @@ async def test_flush_then_fix_then_a_spike_never_sells_twice(
     assert len(sold) == BUYERS * 8 and block_state(redis_client, block).sold == len(sold)
 
     # The control: what a restart that reloads the blocks without the ledger would do.
-    redis_client.flushdb()
+    redis_client.flushall()
     assert load_block(redis_client, venue.specs[f"{DAY}|{block.section}"]) == "created"
     grabbed = await hold_once(settings.redis_url, block, 8)
     assert set(grabbed) <= sold, "the control should hand out ticketed seats"
 
     # The real recovery: everything lost, then the operator's command.
-    redis_client.flushdb()
+    redis_client.flushall()
     fixed = reconcile(settings, "--fix")
     assert (fixed.code, fixed.verdict) == (0, FIXED), fixed.out
     assert fixed.out.count("missing_block -> fixed") == BLOCKS, fixed.out

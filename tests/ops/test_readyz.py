@@ -20,10 +20,9 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from sqlalchemy.engine import make_url
 
-from amphi.devservices import redis_server_binary
 from amphi.settings import Settings
 from engine import scripts
-from tests._servers import child_server, free_port
+from tests._servers import private_redis as private_redis_server
 from tests.api._support import VenueFixture, assert_error, hold_body, running_api
 from tests.ops._proxy import TcpProxy, tcp_proxy
 from tests.payments._support import CREATE_HOLD, MY_AMPH, bearer
@@ -31,22 +30,9 @@ from tests.payments._support import CREATE_HOLD, MY_AMPH, bearer
 OK = {"redis": "ok", "rq_redis": "ok", "database": "ok"}
 
 
-def _answers(port: int) -> bool:
-    try:
-        return bool(redis.Redis(port=port, socket_timeout=1).ping())
-    except redis.ConnectionError:
-        return False
-
-
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[int]:
-    """A redis-server of this test's own (free port, no persistence); yields its port."""
-    binary, _ = redis_server_binary()
-    port = free_port()
-    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "no", "--dir", str(tmp_path)]
-    with child_server(argv, env={}, log_path=tmp_path / "redis.log", name="redis-server",
-                      answers=lambda: _answers(port)):
+    with private_redis_server(tmp_path) as port:
         yield port
 
 

@@ -26,9 +26,8 @@ from sqlalchemy import Engine, text
 from amphi import devservices
 from amphi.settings import Settings
 from engine import scripts
-from ledger.db import sync_engine
-from ledger.migrate import upgrade
 from tests._servers import redis_db_url
+from tests._storage import migrated_ledger, own_services
 from tests.api._support import VenueFixture, build_venue
 from tests.payments._support import checkout, confirm, make_hold
 from tests.scan._support import (
@@ -59,9 +58,7 @@ ScanApiOpener = Callable[..., contextlib.AbstractAsyncContextManager[httpx.Async
 @pytest.fixture(scope="session")
 def services() -> Iterator[devservices.Services]:
     """Overrides tests/conftest.py: this suite's own Redis db and database."""
-    with devservices.ensure_services(
-        SCAN_REDIS_URL, SCAN_DATABASE_URL, state_dir=".embedded/test"
-    ) as found:
+    with own_services(SCAN_REDIS_URL, SCAN_DATABASE_URL) as found:
         yield found
 
 
@@ -86,10 +83,8 @@ def settings(services: devservices.Services,
 
 @pytest.fixture(scope="session")
 def ledger_engine(settings: Settings) -> Iterator[Engine]:
-    upgrade(settings.database_url)
-    engine = sync_engine(settings.database_url)
-    yield engine
-    engine.dispose()
+    with migrated_ledger(settings.database_url) as engine:
+        yield engine
 
 
 async def _buy(settings: Settings, venue: VenueFixture) -> None:
