@@ -140,8 +140,10 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
                               "--workers", str(args.workers)], env=env),
             subprocess.Popen([*exe, "worker"], env=env),
         ]
-        print(f"amphi is up: http://{args.host}:{args.port}/api/tickets/amphitheater/venues/"
-              "  (Ctrl-C stops everything)")
+        base = f"http://{args.host}:{args.port}"
+        print(f"amphi is up: {base}/api/tickets/amphitheater/venues/  (Ctrl-C stops everything)\n"
+              f"  admin: {base}/admin/ (ADMIN_USERNAME / ADMIN_PASSWORD, admin / admin in "
+              f"development); health: {base}/readyz; metrics: {base}/metrics", flush=True)
         stopping = False
 
         def stop(*_: Any) -> None:
