@@ -167,12 +167,13 @@ def _ensure_redis(url: str, state: Path, stack: ExitStack, started: list[str]) -
              "--save", "", "--appendonly", "no", "--daemonize", "no"],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )  # fmt: skip
-    stack.callback(_stop_process, proc, what)
+    stack.callback(stop_process, proc, what)
     _wait_until(what, lambda: _redis_problem(url) is None, log_path, proc)
     started.append(what)
 
 
-def _stop_process(proc: subprocess.Popen[bytes], what: str) -> None:
+def stop_process(proc: subprocess.Popen[bytes], what: str) -> None:
+    """Terminate a server we started; kill it if it has not exited within 10 s."""
     log.info("stopping %s", what)
     proc.terminate()
     try:

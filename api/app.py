@@ -26,7 +26,7 @@ from engine.connection import async_client, queue_client, sync_client
 from engine.holds import HoldEngine
 from ledger.catalog import load_catalog
 from ledger.db import async_engine, async_session_factory, session_factory, sync_engine
-from workers import finalize, jobs
+from workers import jobs
 
 log = logging.getLogger(__name__)
 
@@ -85,12 +85,9 @@ def create_app(settings: Settings | None = None, *,
                                            settings.ticket_signing_key_file)
             app.state.queue = queue
             app.state.sync_sessions = session_factory(sync_db)
-            app.state.finalize_deps = finalize.Deps(
-                redis=sync_redis,
-                sessions=app.state.sync_sessions,
-                payments=app.state.payments,
-                enqueue_email=lambda order_id: jobs.enqueue_email(queue, order_id),
-                signer=app.state.signer,
+            app.state.finalize_deps = jobs.finalize_deps(
+                redis=sync_redis, sessions=app.state.sync_sessions, payments=app.state.payments,
+                queue=queue, signer=app.state.signer,
             )
             refresher = asyncio.create_task(
                 _refresh_catalog(app, settings.catalog_refresh_seconds)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from engine import keys, scripts
 from engine.blocks import BlockSpec, load_block_call, load_outcome
 from engine.geometry import Geometry, Seat
-from engine.holds import Hold, block_ref, parse_block_ref, parse_record, text
+from engine.holds import Hold, block_ref, parse_block_refs, parse_record, text, time_ms
 
 
 async def refresh_loaded_blocks(client: scripts.AsyncClient, specs: list[BlockSpec]) -> int:
@@ -37,10 +37,8 @@ class ActiveHold:
 async def active_holds(client: scripts.AsyncClient) -> list[ActiveHold]:
     """Every unexpired active hold of every loaded block, soonest expiry first. Two
     pipelined round trips whatever the number of blocks."""
-    seconds, micros = await client.time()
-    now_ms = int(seconds) * 1000 + int(micros) // 1000
-    blocks = sorted(map(parse_block_ref, await client.smembers(keys.blocks_index())),
-                    key=lambda b: (b.event_date, b.section))
+    now_ms = time_ms(await client.time())
+    blocks = parse_block_refs(await client.smembers(keys.blocks_index()))
     pipe = client.pipeline(transaction=False)
     for block in blocks:
         # Past-expiry holds still in the zset are the sweeper's; they hold nothing for sale.

@@ -13,7 +13,8 @@ from engine.holds import (
     TOMBSTONE_MS,
     BlockCounts,
     block_keys,
-    parse_block_ref,
+    block_ref,
+    parse_block_refs,
     parse_counts,
 )
 
@@ -57,15 +58,12 @@ def load_block(client: scripts.Client, spec: BlockSpec, sold: list[int] | int = 
     """Create the block in Redis (with `sold` seat indices, or a count for GA) or refresh
     its price and on-sale flag. Returns 'created' or 'refreshed'."""
     outcome = load_outcome(spec, scripts.run(client, "load_block", *load_block_call(spec, sold)))
-    client.sadd(keys.blocks_index(), f"{spec.block.event_date.isoformat()}|{spec.block.section}")
+    client.sadd(keys.blocks_index(), block_ref(spec.block))
     return outcome
 
 
 def loaded_blocks(client: scripts.Client) -> list[keys.BlockKeys]:
-    return sorted(
-        (parse_block_ref(ref) for ref in client.smembers(keys.blocks_index())),
-        key=lambda b: (b.event_date, b.section),
-    )
+    return parse_block_refs(client.smembers(keys.blocks_index()))
 
 
 def counts(client: scripts.Client, block: keys.BlockKeys) -> BlockCounts | None:

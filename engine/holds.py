@@ -165,6 +165,17 @@ def parse_block_ref(raw: Any) -> keys.BlockKeys:
     return keys.BlockKeys(date.fromisoformat(day), section)
 
 
+def parse_block_refs(refs: Any) -> list[keys.BlockKeys]:
+    """The members of `keys.blocks_index()`, by date then section."""
+    return sorted(map(parse_block_ref, refs), key=lambda b: (b.event_date, b.section))
+
+
+def time_ms(reply: Any) -> int:
+    """Redis TIME's reply (seconds, microseconds) in milliseconds."""
+    seconds, micros = reply
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
 @functools.lru_cache(maxsize=4096)
 def block_prefix(block: keys.BlockKeys) -> bytes:
     return hashlib.blake2b(block_ref(block).encode(), digest_size=5).digest()
@@ -309,8 +320,7 @@ class HoldEngine:
         return parse_record(hold_id, block, raw)
 
     async def now_ms(self) -> int:
-        seconds, micros = await self.client.time()
-        return int(seconds) * 1000 + int(micros) // 1000
+        return time_ms(await self.client.time())
 
     async def release(self, hold_id: str, *, requester: str, force: bool = False) -> Hold:
         """Release an active hold. `requester` is the caller's user id ('' for a guest);

@@ -9,14 +9,14 @@ from amphi import errors
 from engine import keys, scripts
 from engine.blocks import BlockSpec
 from engine.drift import Snapshot
-from engine.holds import block_keys, block_ref, text
+from engine.holds import block_keys, block_ref, text, time_ms
 
 
 def snapshot(client: scripts.Client, block: keys.BlockKeys) -> Snapshot:
     """The block as one transaction saw it (all its keys share one slot)."""
     # Redis's clock, read just before: a cluster's transactions refuse TIME, and judging
     # holds "long past their expiry" does not need the same millisecond.
-    seconds, micros = client.time()
+    now_ms = time_ms(client.time())
     pipe = client.pipeline(transaction=True)
     pipe.hgetall(block.meta)
     pipe.get(block.seats)
@@ -25,7 +25,7 @@ def snapshot(client: scripts.Client, block: keys.BlockKeys) -> Snapshot:
     pipe.hgetall(block.sales)
     meta, seats, holds, records, sales = pipe.execute()
     return Snapshot(
-        now_ms=int(seconds) * 1000 + int(micros) // 1000,
+        now_ms=now_ms,
         meta={text(k): text(v) for k, v in meta.items()},
         seats=text(seats) if seats is not None else "",
         holds={text(h): int(score) for h, score in holds},

@@ -19,7 +19,7 @@ from pathlib import Path
 import redis
 from redis.cluster import REDIS_CLUSTER_HASH_SLOTS
 
-from amphi.devservices import redis_server_binary
+from amphi.devservices import redis_server_binary, stop_process
 from tests._servers import free_port
 
 MASTERS = 3
@@ -47,15 +47,6 @@ def _start_node(binary: str, port: int, bus_port: int, data: Path) -> subprocess
         )  # fmt: skip
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 def _wait(what: str, ready: Callable[[], bool], procs: list[subprocess.Popen[bytes]],
           logs: list[Path]) -> None:
     deadline = time.monotonic() + STARTUP_TIMEOUT
@@ -81,7 +72,7 @@ def running_cluster(directory: Path) -> Iterator[str]:
         for i in range(MASTERS):
             port, bus_port = free_port(), free_port()
             proc = _start_node(binary, port, bus_port, directory / f"node-{i}")
-            stack.callback(_stop, proc)
+            stack.callback(stop_process, proc, "cluster node")
             ports.append(port)
             bus_ports.append(bus_port)
             procs.append(proc)

@@ -16,6 +16,8 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import pytest
 
+from amphi.devservices import redis_server_binary, stop_process
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -54,12 +56,7 @@ def child_server(argv: list[str], *, env: dict[str, str], log_path: Path, name: 
             time.sleep(0.05)
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, name)
 
 
 @contextmanager
@@ -90,8 +87,6 @@ def _redis_answers(port: int) -> bool:
 def private_redis(workdir: Path) -> Iterator[int]:
     """A redis-server of the caller's own (free port, no persistence), for tests that stop,
     cut or FLUSHALL it: the machine's Redis is shared. Yields its port."""
-    from amphi.devservices import redis_server_binary
-
     binary, _ = redis_server_binary()
     port = free_port()
     argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",

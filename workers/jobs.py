@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import uuid
 
+from redis import Redis
 from rq import Queue, Retry
+from sqlalchemy.orm import sessionmaker
 
+from amphi.payments import PaymentGateway
+from amphi.signing import Signer
 from workers import context, email, finalize
 
 DEFAULT = "amphi"
@@ -16,14 +20,17 @@ MAINTENANCE = "amphi-maintenance"
 RETRY = Retry(max=6, interval=[2, 5, 15, 60, 300, 1200])
 
 
+def finalize_deps(*, redis: Redis, sessions: sessionmaker, payments: PaymentGateway,
+                  queue: Queue, signer: Signer) -> finalize.Deps:
+    """What finalisation needs, with its emails enqueued on `queue`."""
+    return finalize.Deps(redis=redis, sessions=sessions, payments=payments,
+                         enqueue_email=lambda order_id: enqueue_email(queue, order_id),
+                         signer=signer)
+
+
 def deps(queue: Queue) -> finalize.Deps:
-    return finalize.Deps(
-        redis=context.hold_redis(),
-        sessions=context.sessions(),
-        payments=context.payments(),
-        enqueue_email=lambda order_id: enqueue_email(queue, order_id),
-        signer=context.signer(),
-    )
+    return finalize_deps(redis=context.hold_redis(), sessions=context.sessions(),
+                         payments=context.payments(), queue=queue, signer=context.signer())
 
 
 def _event(event_id: str | None, event_type: str | None) -> finalize.StripeEventRef | None:

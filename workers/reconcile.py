@@ -87,9 +87,8 @@ class Sources:
 
 def sources(redis_client: redis.Redis, sessions: sessionmaker, payments: PaymentGateway,
             queue: Queue, signer: Signer) -> Sources:
-    deps = finalize.Deps(redis=redis_client, sessions=sessions, payments=payments,
-                         enqueue_email=lambda order_id: jobs.enqueue_email(queue, order_id),
-                         signer=signer)
+    deps = jobs.finalize_deps(redis=redis_client, sessions=sessions, payments=payments,
+                              queue=queue, signer=signer)
     return Sources(redis_client, sessions, payments, deps)
 
 

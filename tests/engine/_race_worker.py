@@ -9,14 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
 import os
 import random
 import time
 import traceback
 import uuid
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from datetime import date
 from typing import Any
 
+import pytest
 import redis.asyncio as aredis
 
 from amphi import errors
@@ -196,3 +203,35 @@ def naive_process(*args: Any) -> dict:
         return asyncio.run(_naive_main(*args, _BARRIER))
     except BaseException:
         return {"fatal": traceback.format_exc()}
+
+
+# -- the parent's side --------------------------------------------------------------------
+@contextmanager
+def race_pool(processes: int) -> Iterator[tuple[ProcessPoolExecutor, Any]]:
+    """`processes` spawned processes that start each batch together, and their barrier."""
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(processes)
+    pool = ProcessPoolExecutor(processes, mp_context=ctx, initializer=init,
+                               initargs=(barrier,))
+    try:
+        yield pool, barrier
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def race(workers: tuple[ProcessPoolExecutor, Any], target: Any,
+         args: list[tuple[Any, ...]], *, timeout: float = 180) -> list[dict]:
+    """Run `target(*args[p])` in each process at once; fail the test if one does not
+    finish or fails, or if the processes did not all fire while every other one was."""
+    pool, barrier = workers
+    futures = [pool.submit(target, *a) for a in args]
+    try:
+        reports = [f.result(timeout=timeout) for f in futures]
+    except (FutureTimeout, BrokenProcessPool) as exc:
+        barrier.abort()
+        pytest.fail(f"the race processes did not finish: {exc!r}")
+    fatal = [r["fatal"] for r in reports if "fatal" in r]
+    assert not fatal, fatal[0]
+    assert max(r["started"] for r in reports) < min(r["finished"] for r in reports), \
+        "the processes did not overlap"
+    return reports

@@ -8,12 +8,9 @@ ticketed seat to the very first hold, so the checks below can see the failure.""
 
 from __future__ import annotations
 
-import multiprocessing
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
-from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import pytest
@@ -48,14 +45,8 @@ def settings(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> It
 
 @pytest.fixture(scope="module")
 def racers() -> Iterator[tuple[ProcessPoolExecutor, Any]]:
-    ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(PROCESSES)
-    pool = ProcessPoolExecutor(PROCESSES, mp_context=ctx, initializer=_race_worker.init,
-                               initargs=(barrier,))
-    try:
-        yield pool, barrier
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    with _race_worker.race_pool(PROCESSES) as pool:
+        yield pool
 
 
 def ticketed(engine: Engine, block: BlockKeys) -> set[int]:
@@ -102,20 +93,12 @@ async def test_flush_then_fix_then_a_spike_never_sells_twice(
         assert_agrees(redis_client, ledger_engine, section, DAY)
     assert set(block_state(redis_client, block).indices("S")) == sold
 
-    pool, barrier = racers
     refs = ((block.event_date.isoformat(), block.section), (ga.event_date.isoformat(),
                                                             ga.section))
-    futures = [pool.submit(_race_worker.engine_process, settings.redis_url, *refs, p,
-                           RESERVED_PER_PROCESS, GA_PER_PROCESS, 4242 + p)
-               for p in range(PROCESSES)]
-    try:
-        reports = [f.result(timeout=120) for f in futures]
-    except (FutureTimeout, BrokenProcessPool) as exc:
-        barrier.abort()
-        pytest.fail(f"the race processes did not finish: {exc!r}")
-    assert not [r["fatal"] for r in reports if "fatal" in r], reports
-    assert max(r["started"] for r in reports) < min(r["finished"] for r in reports), \
-        "the processes did not overlap"
+    reports = _race_worker.race(racers, _race_worker.engine_process,
+                                [(settings.redis_url, *refs, p, RESERVED_PER_PROCESS,
+                                  GA_PER_PROCESS, 4242 + p) for p in range(PROCESSES)],
+                                timeout=120)
     results = [res for r in reports for res in r["results"]]
     assert not [res for res in results if res[0] == "error"], results
 
