@@ -3,6 +3,8 @@ expires adds one, whichever script expires it, and nothing else moves it."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import redis
 import redis.asyncio as aredis
@@ -84,3 +86,45 @@ async def test_counter_survives_a_block_refresh(
     assert expired(redis_client, block) == 1
     assert blocks.load_block(redis_client, reserved_spec(block, 2, 10)) == "refreshed"
     assert expired(redis_client, block) == 1
+
+
+async def test_racing_reclaims_count_each_expiry_once(
+    redis_client: redis.Redis, aredis_client: aredis.Redis
+) -> None:
+    """120 expired holds, then, all at once: 60 new holds (each reclaims first), releases
+    of 40 of the expired holds (each finds its hold past due) and 10 sweeps. Whichever
+    script gets to an expired hold first expires it; the others must see it ended. Every
+    expired hold is counted exactly once, its seats return, and the block adds up."""
+    engine = make_engine(aredis_client)
+    block = load_reserved(redis_client, 20, 30)
+    gate = asyncio.Semaphore(50)  # the fixture's pool has 100 connections
+
+    async def hold(who: str) -> str:
+        async with gate:
+            return (await engine.create(block, 2, owner=who, client=who)).hold_id
+
+    old = await asyncio.gather(*(hold(f"old-{i}") for i in range(120)))
+    for hold_id in old:
+        force_expire(redis_client, block, hold_id)
+
+    async def release(hold_id: str, who: str) -> str:
+        async with gate:
+            try:
+                await engine.release(hold_id, requester=who)
+            except errors.HoldNotActive as ended:
+                return str(ended.details.get("status"))
+            return "released"
+
+    async def sweep() -> int:
+        return await asyncio.to_thread(blocks.sweep, redis_client)
+
+    outcomes = await asyncio.gather(
+        *(hold(f"new-{i}") for i in range(60)),
+        *(release(hold_id, f"old-{i}") for i, hold_id in enumerate(old[:40])),
+        *(sweep() for _ in range(10)),
+    )
+    assert set(outcomes[60:100]) == {"expired"}  # none of them could release a dead hold
+    assert expired(redis_client, block) == 120
+    assert {(await engine.get(h)).status for h in old} == {"expired"}
+    assert meta(redis_client, block)["held"] == str(60 * 2)
+    assert_block_ok(redis_client, block)
