@@ -460,7 +460,7 @@ def test_load_block_rejects_capacity_that_is_not_rows_times_seats(
         blocks.load_block(redis_client, spec)
 
 
-SLOW_MAP = "SSS000SSSS" * 100_000  # every pair strands a seat: create_hold scans all ~0.5 s
+SLOW_MAP = "SSS000SSSS" * 500_000  # every pair strands a seat: create_hold scans all, 0.3-2 s
 
 
 async def redis_is_busy(probe: aredis.Redis, key: str) -> asyncio.Task:
