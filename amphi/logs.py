@@ -7,6 +7,7 @@ import contextvars
 import json
 import logging
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -122,9 +123,52 @@ class TextFormatter(logging.Formatter):
         return line
 
 
+class JsonHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The JSON lines handler `configure` installs (see `info`)."""
+
+    formatter: JsonFormatter
+
+
+def _reaches_only(logger: logging.Logger, handler: logging.Handler) -> bool:
+    """Whether `logger`'s records go to `handler` alone, unfiltered."""
+    node: logging.Logger | None = logger
+    while node is not None:
+        if node.filters:
+            return False
+        if node.parent is None:  # the root
+            return node.handlers == [handler] and not handler.filters
+        if node.handlers or not node.propagate:
+            return False
+        node = node.parent
+    return False
+
+
+def info(logger: logging.Logger, msg: str, fields: dict[str, Any]) -> None:
+    """``logger.info(msg, extra=fields)``, written the same, at a third of the cost: every
+    request writes an access line, and the logging module's record, dispatch and formatter
+    took a sixth of a hold's time in the API. The line goes straight to the JSON handler
+    when nothing else would see it (no other handler, no filter, as `configure` sets up);
+    otherwise, as in tests that add a handler, through `logger.info`."""
+    handler = next(iter(logging.getLogger().handlers), None)
+    if (not isinstance(handler, JsonHandler) or not logger.isEnabledFor(logging.INFO)
+            or not _reaches_only(logger, handler)):
+        logger.info(msg, extra=fields)
+        return
+    entry = {"ts": handler.formatter._timestamp(time.time()), "level": "info",
+             "logger": logger.name, "msg": msg, **_context.get(), **fields}
+    line = handler.formatter._encode(entry) + handler.terminator
+    with handler.lock:  # type: ignore[union-attr]
+        handler.stream.write(line)
+        handler.flush()
+
+
 def configure(level: str = "INFO", fmt: str = "json") -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    if fmt == "json":
+        handler: logging.Handler = JsonHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

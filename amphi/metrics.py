@@ -10,9 +10,11 @@ through prometheus_client's multiprocess mode: `PROMETHEUS_MULTIPROC_DIR` is set
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -24,6 +26,7 @@ from prometheus_client import (
     multiprocess,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 
 HOLDS_CREATED = Counter("amphi_holds_created_total", "Holds made", ["kind"])
@@ -34,11 +37,22 @@ HOLD_SECONDS = Histogram(
     "amphi_hold_seconds", "Time to make a hold (the engine call, one Redis round trip)",
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
 )
+REDIS_BATCH = Histogram(
+    "amphi_redis_batch_commands", "Commands in each auto-pipelined Redis round trip",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
 REDIS_ERRORS = Counter("amphi_redis_errors_total", "Requests failed by a Redis error", ["kind"])
 DATABASE_ERRORS = Counter("amphi_database_errors_total",
                           "Requests failed because the database was unreachable")
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+@functools.lru_cache(maxsize=1024)
+def labelled(metric: MetricWrapperBase, *values: str) -> Any:
+    """`metric.labels(*values)`, looked up once: labels() validates and locks every time,
+    and the hot path counts every hold."""
+    return metric.labels(*values)
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,17 @@ def _int(env: dict[str, str], name: str, default: int, *, minimum: int = 0) -> i
     return value
 
 
+def _flag(env: dict[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be 1 or 0 (true/false, yes/no, on/off), got {raw!r}")
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     app_env: str = "development"
@@ -46,6 +57,7 @@ class Settings:
     sections_cache_seconds: int = 1  # per-process cache of the sections endpoint; 0: off
     max_body_bytes: int = 16_384
     redis_max_connections: int = 256
+    redis_autopipeline: bool = True  # hot-path scripts of one loop turn in one pipeline
     log_level: str = "INFO"
     log_format: str = "json"
     stripe_secret_key: str = ""  # empty: demo mode, no real payments
@@ -101,6 +113,7 @@ class Settings:
             "redis_max_connections": _int(
                 env, "REDIS_MAX_CONNECTIONS", d.redis_max_connections, minimum=4
             ),
+            "redis_autopipeline": _flag(env, "REDIS_AUTOPIPELINE", d.redis_autopipeline),
             "log_level": env.get("LOG_LEVEL", d.log_level).upper(),
             "log_format": env.get("LOG_FORMAT", d.log_format).lower(),
             "stripe_secret_key": env.get("STRIPE_SECRET_KEY", ""),

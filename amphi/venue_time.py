@@ -2,15 +2,35 @@
 
 from __future__ import annotations
 
+import time
 from datetime import date, datetime, timedelta
+from datetime import time as dt_time
 from zoneinfo import ZoneInfo
 
 
 def venue_today(tz: str, now: datetime | None = None) -> date:
-    now = now or datetime.now(ZoneInfo("UTC"))
+    if now is None:
+        return _today(tz)
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     return now.astimezone(ZoneInfo(tz)).date()
+
+
+# tz -> (first and last second of the venue's current day, as Unix time, and that day):
+# every hold asks which day it is, and the answer changes once a day.
+_days: dict[str, tuple[float, float, date]] = {}
+
+
+def _today(tz: str) -> date:
+    now = time.time()
+    start, end, today = _days.get(tz, (0.0, 0.0, date.min))
+    if start <= now < end:
+        return today
+    zone = ZoneInfo(tz)
+    today = datetime.fromtimestamp(now, zone).date()
+    midnight = datetime.combine(today, dt_time(), zone)
+    _days[tz] = (midnight.timestamp(), (midnight + timedelta(days=1)).timestamp(), today)
+    return today
 
 
 def show_day_over(event_date: date, tz: str, now: datetime | None = None) -> bool:

@@ -14,7 +14,7 @@ from rq import Queue
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
-from amphi import logs
+from amphi import logs, metrics
 from amphi.payments import gateway
 from amphi.settings import Settings
 from amphi.signing import load_signer
@@ -78,6 +78,8 @@ def create_app(settings: Settings | None = None, *,
                 max_active_per_owner=settings.hold_max_active_per_owner,
                 rate_limit_per_minute=settings.hold_rate_limit_per_minute,
                 id_secret=settings.jwt_secret.encode(),
+                autopipeline=settings.redis_autopipeline,
+                observe_batch=metrics.REDIS_BATCH.observe,
             )
             app.state.sections_cache = venues.sections_loader(app)
             app.state.payments = gateway(settings)
@@ -98,6 +100,8 @@ def create_app(settings: Settings | None = None, *,
         finally:
             if refresher:
                 refresher.cancel()
+            if getattr(app.state, "holds", None) and app.state.holds.pipeline:
+                await app.state.holds.pipeline.aclose()
             await redis.aclose()
             await db.dispose()
             sync_redis.close()

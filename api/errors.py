@@ -79,7 +79,7 @@ async def http_error(request: Request, exc: Exception) -> JSONResponse:
 async def redis_error(request: Request, exc: Exception) -> JSONResponse:
     """Redis unreachable: nothing was held or sold, so the fan may retry (503). Any other
     Redis error is a bug of ours (500)."""
-    metrics.REDIS_ERRORS.labels(type(exc).__name__).inc()
+    metrics.labelled(metrics.REDIS_ERRORS, type(exc).__name__).inc()
     if not isinstance(exc, UNREACHABLE):
         return await unexpected_error(request, exc)
     log.error("redis unreachable", exc_info=exc)

@@ -29,11 +29,13 @@ async def _selection(request: Request) -> tuple[SectionInfo, BlockKeys, int, boo
     body = await json_body(request)
     catalog: Catalog = request.app.state.catalog
     engine: HoldEngine = request.app.state.holds
-    section_id = field_uuid(body, "section_id")
+    raw_id = body.get("section_id")
+    known = catalog.sections_by_text.get(raw_id) if type(raw_id) is str else None
+    section_id = None if known else field_uuid(body, "section_id")
     event_date = field_date(body, "event_date")
     quantity = field_int(body, "quantity", low=1, high=engine.max_quantity)
     allow_split = field_bool(body, "allow_split")
-    section = catalog.section(section_id)
+    section = known or catalog.section(section_id)  # type: ignore[arg-type]
     block = catalog.on_sale_block(section, event_date)
     return section, block, quantity, allow_split
 
@@ -67,10 +69,10 @@ async def create_hold(request: Request) -> JSONResponse:
             allow_split=allow_split,
         )
     except errors.DomainError as refused:
-        metrics.HOLDS_REFUSED.labels(refused.code).inc()
+        metrics.labelled(metrics.HOLDS_REFUSED, refused.code).inc()
         raise
     metrics.HOLD_SECONDS.observe(time.perf_counter() - started)
-    metrics.HOLDS_CREATED.labels(section.section_type).inc()
+    metrics.labelled(metrics.HOLDS_CREATED, section.section_type).inc()
     logs.conclude("hold created", hold_id=hold.hold_id, section=section.slug,
                   event_date=str(block.event_date), quantity=quantity, seats=hold.seats)
     return shapes.ok(shapes.hold_json(section, hold), status=201)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from datetime import date
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 
 from amphi import errors
@@ -31,8 +31,8 @@ async def json_body(request: Request, *, limit: int | None = None) -> dict[str, 
     if not raw.strip():
         raise errors.InvalidRequest("A JSON body is required.")
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
         raise errors.InvalidRequest("The request body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise errors.InvalidRequest("The request body must be a JSON object.")

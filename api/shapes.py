@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,16 +32,27 @@ def dollars(cents: int) -> float:
 
 
 def iso_ms(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds").replace(
-        "+00:00", "Z"
-    )
+    return _iso_second(ms // 1000)
+
+
+@functools.lru_cache(maxsize=64)  # the holds of one second all expire in the same second
+def _iso_second(second: int) -> str:
+    return datetime.fromtimestamp(second, UTC).isoformat().replace("+00:00", "Z")
+
+
+@functools.lru_cache(maxsize=4096)
+def id_text(value: uuid.UUID) -> str:
+    return str(value)
 
 
 def seats_json(section: SectionInfo, indices: list[int]) -> list[dict[str, Any]]:
     if not section.reserved or not indices:
         return []
-    geometry = Geometry(section.rows or 1, section.seats_per_row or 1)
+    geometry = _geometry(section.rows or 1, section.seats_per_row or 1)
     return [geometry.seat(i).as_json() for i in indices]
+
+
+_geometry = functools.lru_cache(maxsize=256)(Geometry)
 
 
 def venue_json(venue: VenueInfo) -> dict[str, Any]:
@@ -91,7 +104,7 @@ def hold_json(section: SectionInfo, hold: Hold, now_ms: int | None = None) -> di
     body: dict[str, Any] = {
         "hold_id": hold.hold_id,
         "status": hold.status,
-        "section_id": str(section.id),
+        "section_id": id_text(section.id),
         "section_name": section.name,
         "event_date": hold.event_date.isoformat(),
         "quantity": hold.quantity,

@@ -12,12 +12,14 @@ import json
 import os
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 from amphi import errors
 from engine import keys, scripts
+from engine.autopipeline import AutoPipeline
 
 RECLAIM_LIMIT = 200  # expired holds one script call reclaims; keeps each call short
 TOMBSTONE_MS = 3_600_000  # ended holds stay readable (status "expired"/"released") an hour
@@ -217,8 +219,12 @@ class HoldEngine:
         max_active_per_owner: int,
         rate_limit_per_minute: int,
         id_secret: bytes = b"",
+        autopipeline: bool = True,
+        observe_batch: Callable[[int], None] | None = None,
     ) -> None:
         self.client = client
+        # Scripts go through the auto-pipeline; the rare reads (a hold, the clock) do not.
+        self.pipeline = AutoPipeline(client, observe=observe_batch) if autopipeline else None
         self.ttl_ms = ttl_seconds * 1000
         self.max_quantity = max_quantity
         self.max_active = max_active_per_owner
@@ -251,6 +257,7 @@ class HoldEngine:
             block_keys(block),
             ["check", quantity, 0, "", "", int(allow_split), "check", RECLAIM_LIMIT,
              self.max_active, 0, 0],
+            via=self.pipeline,
         )
         return parse_offer(reply, quantity)
 
@@ -279,6 +286,7 @@ class HoldEngine:
             encoded_block_keys(block),
             create_args(ids[0], quantity, owner=owner, client=client, allow_split=allow_split,
                         tail=self._tail, keyed=bool(idempotency_key), previous_id=ids[1]),
+            via=self.pipeline,
         )
         offer = parse_offer(reply, quantity)
         code = int(reply[0])
@@ -327,7 +335,8 @@ class HoldEngine:
         `force` (the box office) releases it whoever owns it."""
         block = await self.locate(hold_id)
         reply = await scripts.arun(
-            self.client, "release_hold", block_keys(block), [hold_id, requester, int(force)]
+            self.client, "release_hold", block_keys(block), [hold_id, requester, int(force)],
+            via=self.pipeline,
         )
         if int(reply[0]) == 0:
             reason = text(reply[1])

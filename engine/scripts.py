@@ -18,6 +18,8 @@ import redis
 import redis.asyncio as aredis
 from redis.exceptions import NoScriptError
 
+from engine.autopipeline import AutoPipeline
+
 SCRIPT_NAMES = (
     "load_block",
     "availability",
@@ -113,13 +115,17 @@ def run(client: Client, name: str, keys: Sequence[str], args: Sequence[Any]) -> 
         return client.evalsha(s.sha, len(keys), *keys, *args)
 
 
-async def arun(client: AsyncClient, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+async def arun(client: AsyncClient, name: str, keys: Sequence[str], args: Sequence[Any], *,
+               via: AutoPipeline | None = None) -> Any:
+    """Run a script; `via` an auto-pipeline of `client`, to share a round trip with the
+    other requests of this event-loop turn."""
     s = script(name)
+    evalsha = via.evalsha if via else client.evalsha
     try:
-        return await client.evalsha(s.sha, len(keys), *keys, *args)
+        return await evalsha(s.sha, len(keys), *keys, *args)
     except NoScriptError:
         await _areload(client, s, [keys])
-        return await client.evalsha(s.sha, len(keys), *keys, *args)
+        return await evalsha(s.sha, len(keys), *keys, *args)
 
 
 async def arun_each(

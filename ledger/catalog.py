@@ -74,6 +74,12 @@ class Catalog:
         except KeyError:
             raise errors.VenueNotFound() from None
 
+    @functools.cached_property
+    def sections_by_text(self) -> dict[str, SectionInfo]:
+        """Sections by their id as the contract writes it (lowercase, hyphenated): the hot
+        path finds a request's section without parsing a UUID."""
+        return {str(s.id): s for s in self.sections.values()}
+
     def section(self, section_id: uuid.UUID) -> SectionInfo:
         try:
             return self.sections[section_id]

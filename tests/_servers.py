@@ -84,11 +84,11 @@ def _redis_answers(port: int) -> bool:
 
 
 @contextmanager
-def private_redis(workdir: Path) -> Iterator[int]:
-    """A redis-server of the caller's own (free port, no persistence), for tests that stop,
-    cut or FLUSHALL it: the machine's Redis is shared. Yields its port."""
+def private_redis(workdir: Path, *, port: int | None = None) -> Iterator[int]:
+    """A redis-server of the caller's own (on `port`, or a free one; no persistence), for
+    tests that stop, cut or FLUSHALL it: the machine's Redis is shared. Yields its port."""
     binary, _ = redis_server_binary()
-    port = free_port()
+    port = port or free_port()
     argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
             "--appendonly", "no", "--dir", str(workdir)]
     with child_server(argv, env={}, log_path=workdir / "redis.log", name="redis-server",

@@ -112,10 +112,11 @@ async def ping_owner(client: Any, key: str) -> Any:
 
 def make_engine(
     aclient: Any, *, ttl_seconds: int = 600, max_quantity: int = 8, max_active: int = 4,
-    rate_limit: int = 0,
+    rate_limit: int = 0, autopipeline: bool = True,
 ) -> HoldEngine:
     return HoldEngine(aclient, ttl_seconds=ttl_seconds, max_quantity=max_quantity,
-                      max_active_per_owner=max_active, rate_limit_per_minute=rate_limit)
+                      max_active_per_owner=max_active, rate_limit_per_minute=rate_limit,
+                      autopipeline=autopipeline)
 
 
 def seat_string(client: redis.Redis, block: keys.BlockKeys) -> str:
