@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None, *,
         # Finalisation (demo/manual confirm) is the workers' synchronous code, run in threads.
         sync_redis, sync_db = sync_client(settings.redis_url), sync_engine(settings.database_url)
         queue = Queue(jobs.DEFAULT, connection=queue_client(settings.rq_url))
-        refresher = None
+        refresher = log_flusher = None
         try:
             await scripts.aload_all(redis)
             app.state.sessions = async_session_factory(db)
@@ -94,12 +94,16 @@ def create_app(settings: Settings | None = None, *,
             refresher = asyncio.create_task(
                 _refresh_catalog(app, settings.catalog_refresh_seconds)
             )
+            log_flusher = asyncio.create_task(logs.flush_every())
             log.info("api ready", extra={"sections": len(app.state.catalog.sections)})
             _tune_gc()
             yield
         finally:
-            if refresher:
-                refresher.cancel()
+            for task in (refresher, log_flusher):
+                if task:
+                    task.cancel()
+            for handler in logging.getLogger().handlers:
+                handler.flush()  # the access lines still buffered
             if getattr(app.state, "holds", None) and app.state.holds.pipeline:
                 await app.state.holds.pipeline.aclose()
             await redis.aclose()
