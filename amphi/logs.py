@@ -4,6 +4,7 @@ to the current context, so one order can be followed from hold to ticket to scan
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextvars
 import json
 import logging
@@ -145,27 +146,28 @@ class JsonHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def __init__(self, stream: Any = None) -> None:
         super().__init__(stream)
-        self._waiting: list[str] = []
-        self._waiting_chars = 0
+        # A deque: append and popleft are atomic, so `buffer` takes no lock (threads that
+        # log, such as the API's finalisation threads, flush through `emit`).
+        self._waiting: collections.deque[str] = collections.deque()
+        self._waiting_chars = 0  # roughly: only decides when to write
         self._oldest = 0.0
 
     def buffer(self, line: str, now: float) -> None:
-        with self.lock:  # type: ignore[union-attr]
-            if not self._waiting:
-                self._oldest = now
-            self._waiting.append(line)
-            self._waiting_chars += len(line)
-            if (self._waiting_chars >= self.BUFFER_CHARS
-                    or now - self._oldest >= self.FLUSH_SECONDS):
-                self.flush()
+        if not self._waiting:
+            self._oldest = now
+        self._waiting.append(line)
+        self._waiting_chars += len(line)
+        if self._waiting_chars >= self.BUFFER_CHARS or now - self._oldest >= self.FLUSH_SECONDS:
+            self.flush()
 
     def flush(self) -> None:
         with self.lock:  # type: ignore[union-attr]
             if self._waiting:
-                lines = "".join(self._waiting)
-                self._waiting.clear()
                 self._waiting_chars = 0
-                self.stream.write(lines)
+                lines = []
+                while self._waiting:
+                    lines.append(self._waiting.popleft())
+                self.stream.write("".join(lines))
             super().flush()
 
     def emit(self, record: logging.LogRecord) -> None:

@@ -82,13 +82,12 @@ class HiredisPackingConnection(aredis.Connection):
 
     def pack_command(self, *args: Any) -> list[bytes]:
         name = args[0]
-        if (type(name) is str and " " not in name
-                and all(type(a) in _HIREDIS_PACKS for a in args)):
-            return [hiredis.pack_command(args)]
-        return super().pack_command(*args)  # "SCRIPT LOAD", floats, memoryviews...
-
-
-_HIREDIS_PACKS = (str, bytes, int)
+        if type(name) is str and " " not in name:  # not "SCRIPT LOAD": redis-py splits it
+            try:
+                return [hiredis.pack_command(args)]
+            except TypeError:  # None, bool, bytearray...: redis-py's rules, and errors
+                pass
+        return super().pack_command(*args)
 
 
 def sync_client(url: str, **options: Any) -> redis.Redis | redis.RedisCluster:

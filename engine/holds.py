@@ -38,7 +38,9 @@ class BlockCounts:
         return self.capacity - self.held - self.sold
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass sets each field through object.__setattr__, and every hold
+# builds one of these (12 fields) and an Offer on the hot path. Treat them as values.
+@dataclass(slots=True)
 class Hold:
     hold_id: str
     event_date: date
@@ -58,7 +60,7 @@ class Hold:
         return self.quantity * self.price_cents
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Offer:
     """What a check (or a new hold) found: the seats and the price each."""
 

@@ -36,8 +36,9 @@ local held = tonumber(m[6]) - freed
 local client_holds = tonumber(m[8] or 0) - (retired[client] or 0)
 
 if ARGV[11] == '1' then
-  local code, existing = 2, redis.call('HGET', RECORDS, hold_id)
-  if not existing then code, existing = 3, redis.call('HGET', RECORDS, ARGV[12]) end
+  local found = redis.call('HMGET', RECORDS, hold_id, ARGV[12])  -- one call for both
+  local code, existing = 2, found[1]
+  if not existing then code, existing = 3, found[2] end
   if existing then
     local rec = cjson.decode(existing)
     if rec.qty ~= qty or (rec.split == 1) ~= split then
