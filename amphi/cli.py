@@ -96,20 +96,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _run_uvicorn(args: argparse.Namespace) -> None:
-    import uvicorn
+    from amphi.serving import serve
 
-    uvicorn.run(
-        "api.app:app_from_env",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_config=None,
-        access_log=False,
-        proxy_headers=True,
-        loop="uvloop",
-        http="httptools",
-    )
+    serve(args.app, host=args.host, port=args.port, workers=args.workers)
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
@@ -222,7 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     def serve_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--host", default="127.0.0.1")
         p.add_argument("--port", type=int, default=8000)
-        p.add_argument("--workers", type=int, default=1, help="API processes")
+        p.add_argument("--workers", type=int, default=1,
+                       help="API processes, each on its own SO_REUSEPORT socket")
 
     def date_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--event-dates", nargs="+", metavar="YYYY-MM-DD",
@@ -242,6 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the API under uvicorn")
     serve_options(serve)
+    serve.add_argument("--app", default="api.app:app_from_env", metavar="MODULE:FACTORY",
+                       help="the ASGI app factory to serve (the benchmark serves its "
+                            "ceilings this way)")
     serve.set_defaults(func=cmd_serve)
 
     worker = sub.add_parser("worker", help="run the RQ worker and the hold sweeper")

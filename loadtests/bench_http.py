@@ -8,10 +8,11 @@ Everything runs on this machine, with wrk as the load generator (``apt-get insta
 * a private ``redis-server`` on a free port (no persistence) and its own PostgreSQL
   database (``amphi_bench``), set up with ``amphi migrate`` and ``amphi setup-venue`` for
   ``--days`` show days, so it never touches a running service or the tests;
-* for 1 and 2 API processes, ``amphi serve --workers N`` and, served the same way (uvicorn,
-  uvloop, httptools), the ceilings of ``loadtests/ceiling_app.py``: a no-op endpoint, one
-  trivial EVALSHA on the same Redis (the targets' ceiling) and, for reference, the same
-  EVALSHA through the API's auto-pipeline (``evalsha-ap``);
+* for 1 and 2 API processes, ``amphi serve --workers N`` and, served the same way
+  (``amphi serve --app``: uvicorn, uvloop, httptools, a socket per process), the ceilings
+  of ``loadtests/ceiling_app.py``: a no-op endpoint, one trivial EVALSHA on the same Redis
+  (the targets' ceiling) and, for reference, the same EVALSHA through the API's
+  auto-pipeline (``evalsha-ap``);
 * at 100 and 1,000 connections: the ceilings, ``POST .../holds/create/`` (every request
   with a random fan's own JWT, its own Idempotency-Key, 2 seats in a random block; the
   Redis blocks are reloaded before each measurement so successful holds dominate: each
@@ -32,6 +33,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import secrets
 import shutil
 import signal
@@ -128,6 +130,26 @@ def get_json(url: str) -> Any:
 def amphi(env: dict[str, str], *args: str) -> None:
     subprocess.run([sys.executable, "-m", "amphi.cli", *args], env={**env, "LOG_LEVEL": "WARNING"},
                    cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+
+
+def session_cpu(session: int) -> float:
+    """CPU seconds (user + system) used so far by the live processes of a session: a
+    server started in its own session (`process`), with all its workers."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[3]) == session:  # after the command: state ppid pgrp session ...
+            ticks += int(fields[11]) + int(fields[12])  # utime stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu() -> float:
+    """CPU seconds of this process's finished children (wrk, once it has exited)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 # -- wrk ------------------------------------------------------------------------------------
@@ -227,12 +249,20 @@ class Bench:
         log = self.work / "servers.log"
         redis_cmd = ["redis-server", "--port", str(self.redis_port), "--save", "",
                      "--appendonly", "no", "--dir", str(self.work)]
-        with process(redis_cmd, env=self.env, log=log):
+        with process(redis_cmd, env=self.env, log=log) as redis_child:
+            self.redis_session = redis_child.pid
             self._wait_redis()
             amphi(self.env, "migrate")
             self.reload_blocks()
             for workers in a.workers:
                 self.run_workers(workers)
+
+    def cpu(self, server: int) -> dict[str, float]:
+        """CPU seconds so far of the server under test, Redis and wrk (per request once
+        divided): where each endpoint's time goes, on the 2 cores they share."""
+        used = {"server": session_cpu(server), "redis": session_cpu(self.redis_session),
+                "wrk": children_cpu()}
+        return {**used, "total": sum(used.values())}
 
     def _wait_redis(self) -> None:
         client = redis.Redis(port=self.redis_port)
@@ -249,11 +279,9 @@ class Bench:
         api_port, ceiling_port = free_port(), free_port()
         api_cmd = [sys.executable, "-m", "amphi.cli", "serve", "--port", str(api_port),
                    "--workers", str(workers)]
-        # The same uvicorn options as `amphi serve` (amphi/cli.py cmd_serve).
-        ceiling_cmd = [sys.executable, "-m", "uvicorn", "--factory",
-                       "loadtests.ceiling_app:create_app", "--port", str(ceiling_port),
-                       "--workers", str(workers), "--loop", "uvloop", "--http", "httptools",
-                       "--no-access-log", "--proxy-headers", "--log-level", "warning"]
+        # Served exactly as the API is (amphi/serving.py).
+        ceiling_cmd = [sys.executable, "-m", "amphi.cli", "serve", "--port", str(ceiling_port),
+                       "--workers", str(workers), "--app", "loadtests.ceiling_app:create_app"]
         api, ceiling = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{ceiling_port}"
         with (process(api_cmd, env=self.env, log=self.work / "api.log") as api_child,
               process(ceiling_cmd, env=self.env, log=self.work / "ceiling.log") as ceil):
@@ -269,9 +297,15 @@ class Bench:
                         if endpoint.startswith("hold"):
                             self.reload_blocks()
                         load = os.getloadavg()[0]
+                        server = ceil.pid if endpoint in CEILINGS else api_child.pid
+                        before = self.cpu(server)
                         result = self.measure(endpoint, api=api, ceiling=ceiling,
                                               files=files, connections=connections,
                                               seconds=a.seconds)
+                        used = self.cpu(server)
+                        result["cpu_us"] = {
+                            k: round((used[k] - before[k]) / result["requests"] * 1e6, 1)
+                            for k in used}
                         result.update(endpoint=endpoint, workers=workers,
                                       connections=connections, repeat=repeat,
                                       loadavg_before=round(load, 2))
@@ -307,6 +341,8 @@ def summarise(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "statuses": _sum_statuses(runs),
             "socket_errors": sum(sum(r["socket_errors"].values()) for r in runs),
             "runs": len(runs),
+            "cpu_us": {k: statistics.median(r["cpu_us"][k] for r in runs)
+                       for k in runs[0]["cpu_us"]},
         })
     by_key = {(r["workers"], r["connections"], r["endpoint"]): r for r in rows}
     for r in rows:
@@ -363,6 +399,11 @@ def print_summary(rows: list[dict[str, Any]], checks: list[dict[str, Any]]) -> N
         print(f"{r['workers']:>4} {r['connections']:>5} {r['endpoint']:<10} {r['ok_rps']:>8,.0f}"
               f" {rng:>15} {r['p50_ms']:>7.1f} {r['p99_ms']:>7.1f} {r['ok_share']:>6.1%}"
               f" {ratios[0]:>8} {ratios[1]:>6} {ratios[2]:>6}")
+    print("\nCPU per request, µs (median): the server under test, Redis, wrk, all three")
+    for r in rows:
+        cpu = r["cpu_us"]
+        print(f"{r['workers']:>4} {r['connections']:>5} {r['endpoint']:<10} {cpu['server']:>8.1f}"
+              f" {cpu['redis']:>7.1f} {cpu['wrk']:>7.1f} {cpu['total']:>7.1f}")
     print("\ntargets")
     for c in checks:
         print(f"  {c['workers']} proc  {c['check']:<48} {json.dumps(c['value']):<40}"
@@ -437,7 +478,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _stop(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)  # unwinds the `process` blocks: no server left behind
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _stop)
     args = parse_args(argv)
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install -y wrk)", file=sys.stderr)

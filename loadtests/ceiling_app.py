@@ -1,5 +1,5 @@
 """The ceilings of the HTTP benchmark: what this server can do at all, served exactly as the
-API is (uvicorn, uvloop, httptools, no access log, same worker count).
+API is (amphi/serving.py: uvicorn, uvloop, httptools, no access log, same process count).
 
 * ``GET /noop``: a bare Starlette endpoint that answers a constant JSON body.
 * ``GET /evalsha``: the same, after one trivial ``EVALSHA`` (``return 1``) on the same
@@ -9,7 +9,7 @@ API is (uvicorn, uvloop, httptools, no access log, same worker count).
 * ``GET /evalsha-ap``: the same EVALSHA through the API's auto-pipeline
   (engine/autopipeline.py), for reference: the same transport as the hold endpoint.
 
-    uvicorn --factory loadtests.ceiling_app:create_app --workers 2 --loop uvloop --http httptools
+    amphi serve --app loadtests.ceiling_app:create_app --workers 2
 """
 
 from __future__ import annotations
