@@ -16,8 +16,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import os
 import signal
 import socket
+import sys
 import time
 from typing import Any
 
@@ -39,7 +41,10 @@ STOP_SECONDS = 15  # a worker's graceful shutdown, before it is killed
 
 
 def serve(app: str, *, host: str, port: int, workers: int) -> None:
-    """Serve the factory `app` ("module:function") until SIGINT or SIGTERM."""
+    """Serve the factory `app` ("module:function", importable from the working directory,
+    as with uvicorn's command line) until SIGINT or SIGTERM."""
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # spawned processes inherit it
     if workers == 1:
         uvicorn.run(app, host=host, port=port, **UVICORN_OPTIONS)
         return
