@@ -14,7 +14,8 @@ failing):
    seats. ``create`` is one ``create_hold`` EVALSHA: reclaim, admission (rate limit and
    active-hold cap), best available and the write, in one call on the block's slot.
 2. At the same concurrency, through the same client: a no-op ``EVALSHA`` (``return 1``)
-   -- the ceiling of this client and server -- and the ratio holds / no-op. Also the
+   -- the ceiling of this client and server -- and the ratio holds / no-op; and the same
+   no-op through the engine's auto-pipeline (the holds' own transport) and that ratio. Also the
    bare ``create_hold`` EVALSHA without the Python wrapper, to show what the wrapper costs.
 3. The scripts' own server time: ``CONFIG RESETSTAT``, then only the measured EVALSHAs,
    then ``INFO commandstats`` (``cmdstat_evalsha``). ``create_hold`` on fresh 1,500-seat
@@ -333,6 +334,14 @@ async def throughput(args: argparse.Namespace, sync: redis.Redis) -> list[dict[s
             res = await timed_run("noop", level, args.warmup, args.seconds, noop_op)
             row["noop"] = res.summary()
 
+            # 2b. the same no-op through the engine's auto-pipeline, the holds' transport
+            async def noop_ap_op() -> str | None:
+                await engine.pipeline.evalsha(noop_sha, 0)  # type: ignore[union-attr]
+                return None
+
+            res = await timed_run("noop-ap", level, args.warmup, args.seconds, noop_ap_op)
+            row["noop_autopipelined"] = res.summary()
+
             # 3. bare create_hold: one EVALSHA per hold, no admission, no hold-id pointer
             if not args.skip_bare:
                 flush(sync)
@@ -353,11 +362,10 @@ async def throughput(args: argparse.Namespace, sync: redis.Redis) -> list[dict[s
                 res = await timed_run("bare", level, args.warmup, args.seconds, bare_op)
                 row["bare_create_hold"] = res.summary()
 
-            row["ratio_holds_to_noop"] = (
-                row["holds"]["per_second"] / row["noop"]["per_second"]
-                if row["noop"]["per_second"]
-                else None
-            )
+            for ceiling, key in (("noop", "ratio_holds_to_noop"),
+                                 ("noop_autopipelined", "ratio_holds_to_noop_ap")):
+                per_second = row[ceiling]["per_second"]
+                row[key] = row["holds"]["per_second"] / per_second if per_second else None
             row["blocks_used"] = held_blocks
             rows.append(row)
             h, n = row["holds"], row["noop"]
@@ -365,6 +373,8 @@ async def throughput(args: argparse.Namespace, sync: redis.Redis) -> list[dict[s
                 f"  {level:>5} clients: holds {h['per_second']:>9.0f}/s "
                 f"(p50 {h['p50_ms']:.2f} ms, p99 {h['p99_ms']:.2f} ms)  "
                 f"no-op {n['per_second']:>9.0f}/s  ratio {row['ratio_holds_to_noop']:.2f}"
+                f"  auto-pipelined no-op {row['noop_autopipelined']['per_second']:>9.0f}/s"
+                f"  ratio {row['ratio_holds_to_noop_ap']:.2f}"
                 + (
                     f"  bare {row['bare_create_hold']['per_second']:.0f}/s"
                     if "bare_create_hold" in row
@@ -550,8 +560,9 @@ def markdown(result: dict[str, Any]) -> str:
             "",
             "| concurrent clients | holds/s | hold p50 ms | hold p99 ms "
             "| no-op EVALSHA/s | no-op p50 ms | no-op p99 ms | holds / no-op "
+            "| auto-pipelined no-op/s | holds / that "
             + ("| bare create_hold/s |" if bare else "|"),
-            "|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if bare else ""),
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if bare else ""),
         ]
         for r in result["throughput"]:
             h, n = r["holds"], r["noop"]
@@ -564,6 +575,8 @@ def markdown(result: dict[str, Any]) -> str:
                 f"{n['p50_ms']:.2f}",
                 f"{n['p99_ms']:.2f}",
                 f"{r['ratio_holds_to_noop']:.2f}",
+                fmt_rate(r["noop_autopipelined"]["per_second"]),
+                f"{r['ratio_holds_to_noop_ap']:.2f}",
             ]
             if bare:
                 cells.append(
@@ -574,7 +587,7 @@ def markdown(result: dict[str, Any]) -> str:
             lines.append("| " + " | ".join(cells) + " |")
         notes = []
         for r in result["throughput"]:
-            for kind in ("holds", "noop", "bare_create_hold"):
+            for kind in ("holds", "noop", "noop_autopipelined", "bare_create_hold"):
                 s = r.get(kind)
                 if s and (s["refusals"] or s["errors"]):
                     notes.append(
