@@ -158,7 +158,14 @@ class JsonHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self._waiting.append(line)
         self._waiting_chars += len(line)
         if self._waiting_chars >= self.BUFFER_CHARS or now - self._oldest >= self.FLUSH_SECONDS:
+            self._flush_or_report()
+
+    def _flush_or_report(self) -> None:
+        """As `emit` does: a log that cannot be written is reported, and fails nothing."""
+        try:
             self.flush()
+        except Exception:
+            self.handleError(None)  # type: ignore[arg-type]
 
     def flush(self) -> None:
         with self.lock:  # type: ignore[union-attr]
@@ -212,7 +219,8 @@ async def flush_every(seconds: float = JsonHandler.FLUSH_SECONDS) -> None:
     while True:
         await asyncio.sleep(seconds)
         for handler in logging.getLogger().handlers:
-            handler.flush()
+            if isinstance(handler, JsonHandler):
+                handler._flush_or_report()
 
 
 def configure(level: str = "INFO", fmt: str = "json") -> None:

@@ -160,3 +160,20 @@ async def test_the_api_flushes_waiting_lines_by_itself() -> None:
         finally:
             flusher.cancel()
     assert _statuses(out) == [200]
+
+
+class BrokenStream(io.StringIO):
+    def write(self, text: str) -> int:
+        raise OSError("disk full")
+
+
+def test_a_line_that_cannot_be_written_fails_no_request(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(logs.time, "time", lambda: clock[0])
+    with json_logging():
+        logging.getLogger().handlers[0].stream = BrokenStream()  # type: ignore[attr-defined]
+        logs.info(logging.getLogger("api.access"), "request", {"status": 200})
+        clock[0] += logs.JsonHandler.FLUSH_SECONDS
+        logs.info(logging.getLogger("api.access"), "request", {"status": 201})  # no raise
+    assert "disk full" in capsys.readouterr().err  # reported, as logging reports it
