@@ -82,23 +82,19 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import shutil
     import tempfile
 
+    from amphi.serving import serve
+
     metrics_dir = None
     if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Each API process writes its counters here; /metrics in any process sums them all.
         metrics_dir = tempfile.mkdtemp(prefix="amphi-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     try:
-        _run_uvicorn(args)
+        serve(args.app, host=args.host, port=args.port, workers=args.workers)
     finally:
         if metrics_dir:
             shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
-
-
-def _run_uvicorn(args: argparse.Namespace) -> None:
-    from amphi.serving import serve
-
-    serve(args.app, host=args.host, port=args.port, workers=args.workers)
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:

@@ -34,12 +34,26 @@ class Batches(list[int]):
         self.append(size)
 
 
+@pytest.fixture
+def batches() -> Batches:
+    return Batches()
+
+
+@pytest.fixture
+def pipeline(aredis_client: aredis.Redis, batches: Batches) -> AutoPipeline:
+    """An auto-pipeline of the engine's client for the backend, its batches recorded."""
+    return AutoPipeline(aredis_client, observe=batches)
+
+
+@pytest.fixture
+def sha(redis_client: redis.Redis) -> str:
+    """COUNT, loaded (on every primary of a cluster)."""
+    return redis_client.script_load(COUNT)
+
+
 async def test_one_turns_commands_share_a_round_trip_and_keep_their_order(
-    redis_client: redis.Redis, aredis_client: aredis.Redis
+    redis_client: redis.Redis, pipeline: AutoPipeline, batches: Batches, sha: str
 ) -> None:
-    sha = redis_client.script_load(COUNT)
-    batches = Batches()
-    pipeline = AutoPipeline(aredis_client, observe=batches)
     replies = await asyncio.gather(*(pipeline.evalsha(sha, 1, counter(i), f"call-{i}")
                                      for i in range(200)))
     assert batches == [200]  # queued in one turn: one pipeline
@@ -50,11 +64,8 @@ async def test_one_turns_commands_share_a_round_trip_and_keep_their_order(
 
 
 async def test_more_than_a_batch_goes_as_several(
-    redis_client: redis.Redis, aredis_client: aredis.Redis
+    redis_client: redis.Redis, pipeline: AutoPipeline, batches: Batches, sha: str
 ) -> None:
-    sha = redis_client.script_load(COUNT)
-    batches = Batches()
-    pipeline = AutoPipeline(aredis_client, observe=batches)
     total = 2 * MAX_BATCH + 10
     replies = await asyncio.gather(*(pipeline.evalsha(sha, 1, counter(i), str(i))
                                      for i in range(total)))
@@ -64,11 +75,8 @@ async def test_more_than_a_batch_goes_as_several(
 
 
 async def test_calls_in_later_turns_go_in_later_batches(
-    redis_client: redis.Redis, aredis_client: aredis.Redis
+    redis_client: redis.Redis, pipeline: AutoPipeline, batches: Batches, sha: str
 ) -> None:
-    sha = redis_client.script_load(COUNT)
-    batches = Batches()
-    pipeline = AutoPipeline(aredis_client, observe=batches)
     replies = []
     for wave in range(4):  # each wave queued once the one before has its replies
         replies += await asyncio.gather(*(pipeline.evalsha(sha, 1, counter(i), str(i))
@@ -78,11 +86,9 @@ async def test_calls_in_later_turns_go_in_later_batches(
 
 
 async def test_an_error_reaches_its_own_caller_only(
-    redis_client: redis.Redis, aredis_client: aredis.Redis
+    redis_client: redis.Redis, pipeline: AutoPipeline, batches: Batches, sha: str
 ) -> None:
-    count, fail = redis_client.script_load(COUNT), redis_client.script_load(FAIL)
-    batches = Batches()
-    pipeline = AutoPipeline(aredis_client, observe=batches)
+    count, fail = sha, redis_client.script_load(FAIL)
     calls = []
     for i in range(30):
         if i % 3 == 1:
@@ -103,10 +109,8 @@ async def test_an_error_reaches_its_own_caller_only(
 
 
 async def test_a_cancelled_caller_leaves_the_others_their_replies(
-    redis_client: redis.Redis, aredis_client: aredis.Redis
+    redis_client: redis.Redis, pipeline: AutoPipeline, sha: str
 ) -> None:
-    sha = redis_client.script_load(COUNT)
-    pipeline = AutoPipeline(aredis_client)
     key = counter(0)
     calls = [asyncio.ensure_future(pipeline.evalsha(sha, 1, key, str(i))) for i in range(10)]
     calls[3].cancel()  # before the batch is flushed
@@ -139,10 +143,8 @@ async def test_a_lost_server_fails_every_waiting_caller_and_wedges_nothing(
 
 
 async def test_aclose_waits_for_what_was_queued(
-    redis_client: redis.Redis, aredis_client: aredis.Redis
+    redis_client: redis.Redis, pipeline: AutoPipeline, sha: str
 ) -> None:
-    sha = redis_client.script_load(COUNT)
-    pipeline = AutoPipeline(aredis_client)
     calls = [asyncio.ensure_future(pipeline.evalsha(sha, 1, counter(0), "x"))
              for _ in range(50)]
     await pipeline.aclose()

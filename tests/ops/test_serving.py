@@ -61,7 +61,7 @@ def sockets_of(pid: int) -> set[int]:
     return inodes
 
 
-def serve(settings: Settings, tmp_path: Path, port: int, *extra: str) -> list[str]:
+def serve(port: int, *extra: str) -> list[str]:
     return [AMPHI, "serve", "--workers", str(WORKERS), "--host", "127.0.0.1",
             "--port", str(port), *extra]
 
@@ -71,7 +71,7 @@ def test_a_burst_of_connections_is_spread_over_the_processes(settings: Settings,
                                                              tmp_path: Path) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    with child_server(serve(settings, tmp_path, port), env=amphi_env(settings),
+    with child_server(serve(port), env=amphi_env(settings),
                       log_path=tmp_path / "serve.log", name="amphi serve", timeout=30,
                       answers=lambda: all_listening(url, port)) as server:
         workers = children(server.pid)
@@ -101,7 +101,7 @@ def test_a_dead_process_is_replaced_and_sigterm_stops_them_all(settings: Setting
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path / "serve.log"
-    with child_server(serve(settings, tmp_path, port), env=amphi_env(settings), log_path=log,
+    with child_server(serve(port), env=amphi_env(settings), log_path=log,
                       name="amphi serve", timeout=30,
                       answers=lambda: httpx.get(f"{url}/healthz", timeout=1).status_code == 200,
                       ) as server:
@@ -131,7 +131,7 @@ def test_a_dead_process_is_replaced_and_sigterm_stops_them_all(settings: Setting
 def test_a_process_that_cannot_start_stops_the_server(settings: Settings,
                                                       tmp_path: Path) -> None:
     port = free_port()
-    proc = subprocess.run(serve(settings, tmp_path, port, "--app", "api.app:no_such_factory"),
+    proc = subprocess.run(serve(port, "--app", "api.app:no_such_factory"),
                           env=amphi_env(settings), capture_output=True, text=True, timeout=60)
     assert proc.returncode == 3, proc.stderr  # uvicorn's start-up failure
     assert "failed to start" in proc.stderr
