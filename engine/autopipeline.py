@@ -9,6 +9,11 @@ one write and one read. Nothing changes for Redis or for correctness: each scrip
 runs atomically on its own, in the order it was queued, and a reply (or error) goes to its
 caller only. The same technique as ioredis's ``enableAutoPipelining``.
 
+On a plain TCP Redis the batches go over one connection of their own, with replies
+matched to callers in order (engine/multiplexed.py); elsewhere (a cluster, TLS, a unix
+socket) each batch is a redis-py pipeline on a pooled connection, which also routes a
+cluster's commands by slot.
+
 A caller that is cancelled after queueing does not take its command back: like a command
 cancelled while its reply was awaited, Redis may still run it (every hot-path script is
 idempotent for a retry, see `engine.holds.new_hold_id`).
@@ -22,15 +27,19 @@ from typing import Any
 
 import redis.asyncio as aredis
 
-MAX_BATCH = 256  # commands in one pipeline; more in one turn go as several, concurrently
+from engine.multiplexed import Multiplexed
+
+MAX_BATCH = 256  # commands in one redis-py pipeline; more in one turn go as several
 
 
 class AutoPipeline:
     """Queues commands and flushes them, once per event-loop turn, as pipelines."""
 
     def __init__(self, client: aredis.Redis | aredis.RedisCluster, *,
-                 observe: Callable[[int], None] | None = None) -> None:
+                 observe: Callable[[int], None] | None = None, multiplex: bool = True) -> None:
         self.client = client
+        # None: redis-py pipelines (a cluster, TLS, a unix socket, or multiplex=False)
+        self.connection = Multiplexed.for_client(client) if multiplex else None
         self._observe = observe  # told each flushed batch's size (a metric)
         self._queue: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
         self._sending: set[asyncio.Task[None]] = set()  # strong references until done
@@ -49,6 +58,11 @@ class AutoPipeline:
 
     def _flush(self) -> None:
         queued, self._queue = self._queue, []
+        if self.connection is not None:
+            if self._observe is not None:
+                self._observe(len(queued))
+            self.connection.send(queued)
+            return
         for start in range(0, len(queued), MAX_BATCH):
             task = asyncio.get_running_loop().create_task(
                 self._send(queued[start:start + MAX_BATCH]))
@@ -87,3 +101,5 @@ class AutoPipeline:
         while self._queue or self._sending:
             await asyncio.gather(*self._sending, return_exceptions=True)
             await asyncio.sleep(0)
+        if self.connection is not None:
+            await self.connection.aclose()

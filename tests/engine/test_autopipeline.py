@@ -1,10 +1,12 @@
 """The auto-pipeline (engine/autopipeline.py) on a real Redis and a real cluster: commands
 of one event-loop turn share round trips, each caller gets its own reply or error, in the
-order they were queued, and a failure or a cancelled caller wedges nothing."""
+order they were queued, and a failure or a cancelled caller wedges nothing. On the single
+Redis both transports run: the multiplexed connection and redis-py pipelines."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -39,10 +41,21 @@ def batches() -> Batches:
     return Batches()
 
 
+@pytest.fixture(params=["multiplexed", "pipelines"])
+def transport(request: pytest.FixtureRequest, redis_backend: str) -> str:
+    if request.param == "multiplexed" and redis_backend == "cluster":
+        pytest.skip("a cluster's batches always go as redis-py pipelines")
+    return str(request.param)
+
+
 @pytest.fixture
-def pipeline(aredis_client: aredis.Redis, batches: Batches) -> AutoPipeline:
+async def pipeline(aredis_client: aredis.Redis, batches: Batches,
+                   transport: str) -> AsyncIterator[AutoPipeline]:
     """An auto-pipeline of the engine's client for the backend, its batches recorded."""
-    return AutoPipeline(aredis_client, observe=batches)
+    pipeline = AutoPipeline(aredis_client, observe=batches, multiplex=transport == "multiplexed")
+    assert (pipeline.connection is not None) == (transport == "multiplexed")
+    yield pipeline
+    await pipeline.aclose()
 
 
 @pytest.fixture
@@ -63,13 +76,17 @@ async def test_one_turns_commands_share_a_round_trip_and_keep_their_order(
             range(1, len(range(key, 200, 7)) + 1))
 
 
-async def test_more_than_a_batch_goes_as_several(
-    redis_client: redis.Redis, pipeline: AutoPipeline, batches: Batches, sha: str
+async def test_more_than_a_batch_goes_as_several_pipelines_or_one_write(
+    redis_client: redis.Redis, pipeline: AutoPipeline, batches: Batches, sha: str,
+    transport: str
 ) -> None:
     total = 2 * MAX_BATCH + 10
     replies = await asyncio.gather(*(pipeline.evalsha(sha, 1, counter(i), str(i))
                                      for i in range(total)))
-    assert sorted(batches) == [10, MAX_BATCH, MAX_BATCH]
+    if transport == "pipelines":
+        assert sorted(batches) == [10, MAX_BATCH, MAX_BATCH]
+    else:  # one connection of its own: one write, however many
+        assert batches == [total]
     assert [int(r[0]) for r in replies] == list(range(total))
     assert sum(int(redis_client.get(counter(k))) for k in range(7)) == total
 
@@ -122,22 +139,29 @@ async def test_a_cancelled_caller_leaves_the_others_their_replies(
     assert int(redis_client.get(key)) == 10
 
 
+@pytest.mark.parametrize("multiplex", [True, False], ids=["multiplexed", "pipelines"])
 async def test_a_lost_server_fails_every_waiting_caller_and_wedges_nothing(
-    tmp_path: Path,
+    tmp_path: Path, multiplex: bool
 ) -> None:
     port = free_port()  # nothing listens yet
     client = async_client(f"redis://127.0.0.1:{port}/0", max_connections=4,
                           socket_connect_timeout=1)
-    pipeline = AutoPipeline(client)
-    try:
-        down = await asyncio.gather(*(pipeline.execute_command("PING") for _ in range(20)),
+    pipeline = AutoPipeline(client, multiplex=multiplex)
+
+    async def twenty(*command: str) -> list[object]:
+        return await asyncio.gather(*(pipeline.execute_command(*command) for _ in range(20)),
                                     return_exceptions=True)
+
+    try:
+        down = await twenty("PING")
         assert all(isinstance(r, redis.ConnectionError) for r in down), down
         with private_redis(tmp_path, port=port):
-            up = await asyncio.gather(*(pipeline.execute_command("INCR", "n")
-                                        for _ in range(20)))
-            assert sorted(up) == list(range(1, 21))
-        await pipeline.aclose()
+            assert sorted(await twenty("INCR", "n")) == list(range(1, 21))
+        gone = await twenty("PING")  # the server stopped under an open connection
+        assert all(isinstance(r, redis.ConnectionError) for r in gone), gone
+        with private_redis(tmp_path, port=port):  # back (empty): the next command reconnects
+            assert sorted(await twenty("INCR", "n")) == list(range(1, 21))
+            await pipeline.aclose()
     finally:
         await client.aclose()
 
