@@ -33,7 +33,7 @@ UVICORN_OPTIONS: dict[str, Any] = {
     "factory": True,
     "log_config": None,
     "access_log": False,
-    "proxy_headers": True,
+    "proxy_headers": False,  # the API reads X-Forwarded-For itself (api/forwarded.py)
     "loop": "uvloop",
     "http": "httptools",
 }

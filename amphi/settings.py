@@ -58,6 +58,7 @@ class Settings:
     max_body_bytes: int = 16_384
     redis_max_connections: int = 256
     redis_autopipeline: bool = True  # hot-path scripts of one loop turn in one pipeline
+    forwarded_allow_ips: str = "127.0.0.1"  # proxies whose X-Forwarded-For is believed
     log_level: str = "INFO"
     log_format: str = "json"
     stripe_secret_key: str = ""  # empty: demo mode, no real payments
@@ -114,6 +115,7 @@ class Settings:
                 env, "REDIS_MAX_CONNECTIONS", d.redis_max_connections, minimum=4
             ),
             "redis_autopipeline": _flag(env, "REDIS_AUTOPIPELINE", d.redis_autopipeline),
+            "forwarded_allow_ips": env.get("FORWARDED_ALLOW_IPS") or d.forwarded_allow_ips,
             "log_level": env.get("LOG_LEVEL", d.log_level).upper(),
             "log_format": env.get("LOG_FORMAT", d.log_format).lower(),
             "stripe_secret_key": env.get("STRIPE_SECRET_KEY", ""),

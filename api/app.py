@@ -20,6 +20,7 @@ from amphi.settings import Settings
 from amphi.signing import load_signer
 from api import admin, holds, ops, payments, scan, tickets, venues
 from api.errors import HANDLERS
+from api.forwarded import ForwardedHeaders, TrustedProxies
 from api.middleware import RequestContext
 from engine import scripts
 from engine.connection import async_client, queue_client, sync_client
@@ -122,7 +123,10 @@ def create_app(settings: Settings | None = None, *,
             *tickets.routes,
             *scan.routes,
         ],
-        middleware=[Middleware(RequestContext)],
+        middleware=[
+            Middleware(ForwardedHeaders, trusted=TrustedProxies(settings.forwarded_allow_ips)),
+            Middleware(RequestContext),
+        ],
         exception_handlers=HANDLERS,
         lifespan=lifespan,
     )

@@ -78,7 +78,8 @@ def required_principal(request: Request) -> Principal:
 
 def client_identity(request: Request, principal: Principal | None) -> str:
     """Who the rate limit and the active-hold cap count: the user, else the client address.
-    Behind a proxy, uvicorn's --forwarded-allow-ips makes request.client the real one."""
+    Behind a load balancer in FORWARDED_ALLOW_IPS, request.client is the address it
+    forwarded (api/forwarded.py)."""
     if principal is not None:
         return f"user:{principal.user_id}"
     host = request.client.host if request.client else "unknown"

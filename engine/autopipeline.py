@@ -30,6 +30,12 @@ import redis.asyncio as aredis
 from engine.multiplexed import Multiplexed
 
 MAX_BATCH = 256  # commands in one redis-py pipeline; more in one turn go as several
+# On the multiplexed connection a turn's commands are also written whenever this many are
+# queued, so that Redis starts on them while the process still handles the turn's other
+# requests. Written only once a turn, the process and Redis took turns waiting for each
+# other: with 2 API processes, 1.80 of the 2 cores were busy against 1.92 (A/B with wrk,
+# 100 connections; flushing at 16 did as well as at 8, at 4 worse).
+EARLY_WRITE = 8
 
 
 class AutoPipeline:
@@ -49,8 +55,11 @@ class AutoPipeline:
         loop = asyncio.get_running_loop()
         reply = loop.create_future()
         self._queue.append((command, reply))
-        if len(self._queue) == 1:
+        queued = len(self._queue)
+        if queued == 1:
             loop.call_soon(self._flush)
+        elif queued >= EARLY_WRITE and self.connection is not None:
+            self._flush()
         return reply
 
     def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> asyncio.Future[Any]:
@@ -58,6 +67,8 @@ class AutoPipeline:
 
     def _flush(self) -> None:
         queued, self._queue = self._queue, []
+        if not queued:  # written early (EARLY_WRITE)
+            return
         if self.connection is not None:
             if self._observe is not None:
                 self._observe(len(queued))

@@ -318,6 +318,27 @@ async def test_guests_are_limited_by_address(open_api, venue) -> None:
         data(await api.post(CREATE, json=hold_body(section, 1)), 201)
 
 
+async def test_guests_behind_the_load_balancer_are_counted_by_their_forwarded_address(
+    open_api, venue
+) -> None:
+    section = venue.sections["Terrace"]
+    async with open_api(client_addr=("10.0.0.2", 4000), hold_max_active_per_owner=1,
+                        forwarded_allow_ips="10.0.0.0/8") as api:
+        fan = {"X-Forwarded-For": "203.0.113.7"}
+        data(await api.post(CREATE, json=hold_body(section, 1), headers=fan), 201)
+        assert_error(await api.post(CREATE, json=hold_body(section, 1), headers=fan),
+                     429, "too_many_holds")
+        # a made-up address in front of the balancer's changes nothing: it sees 203.0.113.7
+        spoofed = {"X-Forwarded-For": "198.51.100.1, 203.0.113.7"}
+        assert_error(await api.post(CREATE, json=hold_body(section, 1), headers=spoofed),
+                     429, "too_many_holds")
+        other = {"X-Forwarded-For": "203.0.113.8"}
+        data(await api.post(CREATE, json=hold_body(section, 1), headers=other), 201)
+    async with open_api(client_addr=("192.0.2.50", 4000), hold_max_active_per_owner=1) as api:
+        # a peer that is not a trusted balancer: its header is ignored, its own address counts
+        data(await api.post(CREATE, json=hold_body(section, 1), headers=fan), 201)
+
+
 async def test_hold_rate_limit(open_api, venue, api_settings) -> None:
     alice = bearer(api_settings.jwt_secret, "alice")
     section = venue.sections["Lawn"]
