@@ -48,11 +48,15 @@ def id_text(value: uuid.UUID) -> str:
 def seats_json(section: SectionInfo, indices: list[int]) -> list[dict[str, Any]]:
     if not section.reserved or not indices:
         return []
-    geometry = _geometry(section.rows or 1, section.seats_per_row or 1)
-    return [geometry.seat(i).as_json() for i in indices]
+    rows, per_row = section.rows or 1, section.seats_per_row or 1
+    return [_seat_json(rows, per_row, i) for i in indices]
 
 
-_geometry = functools.lru_cache(maxsize=256)(Geometry)
+# Every seat's JSON made once (8,500 in the venue), shared by the answers that name it:
+# nothing changes a seat's JSON once made.
+@functools.lru_cache(maxsize=65_536)
+def _seat_json(rows: int, seats_per_row: int, index: int) -> dict[str, Any]:
+    return Geometry(rows, seats_per_row).seat(index).as_json()
 
 
 def venue_json(venue: VenueInfo) -> dict[str, Any]:

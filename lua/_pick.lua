@@ -2,51 +2,61 @@
 -- engine/scripts.py where a script says `--!include _pick`. Pure functions of a seat string;
 -- seat indices are 0-based. Both return nil when the party cannot be seated.
 
+-- qty seat indices from `first` on.
+local function _seat_run(first, qty)
+  local picked = {}
+  for i = 0, qty - 1 do picked[i + 1] = first + i end
+  return picked
+end
+
 -- Best run of qty adjacent free seats: non-stranding first, then front row, then centre.
+-- Only a few starts of each free run can win: those nearest the centre, the ends, and two
+-- seats in from either end. Plain finds jump over full rows and over runs too short for
+-- the party, in C; no table or closure is made per run.
 local function pick_adjacent(seats, rows, spr, qty)
+  local find, floor, abs = string.find, math.floor, math.abs
   local need = string.rep('0', qty)
-  local best_s, best_off, best_r
-  local fb_s, fb_off, fb_r
-  local ideal = (spr - qty) / 2  -- the start that centres the party in its row
-  -- One plain find over the whole map jumps past full rows (most rows, late in a sale).
+  local lo, hi = floor((spr - qty) / 2), math.ceil((spr - qty) / 2)  -- starts that centre it
+  local best_s, best_off  -- non-stranding, in the current row
+  local fb_s, fb_off, fb_r  -- stranding a seat, in the first row that has such a choice
   local at = 1
   while true do
-    local hit = string.find(seats, need, at, true)
+    local hit = find(seats, need, at, true)
     if not hit then break end
-    local r = math.floor((hit - 1) / spr)
-    at = (r + 1) * spr + 1  -- the next search starts at the next row
+    local r = floor((hit - 1) / spr)
+    local base = r * spr
+    at = base + spr + 1  -- the next search starts at the next row
     if hit + qty - 1 < at then  -- else the first run crosses into row r + 1: row r has none
-      local row = string.sub(seats, r * spr + 1, (r + 1) * spr)
-      local pos = 1
-      while true do
-        local a, b = string.find(row, '0+', pos)
-        if not a then break end
-        if b - a + 1 >= qty then
-          local first, e = a - 1, b - qty  -- 0-based first seat and last possible start
-          local cands = {math.floor(ideal), math.ceil(ideal), first, first + 2, e - 2, e}
-          for _, s in ipairs(cands) do
+      local row = string.sub(seats, base + 1, base + spr)
+      local a = hit - base  -- 1-based in the row: a run of at least qty starts here
+      while a do
+        local stop = find(row, '[^0]', a + qty)
+        local b = stop and stop - 1 or spr  -- the run's last seat (1-based)
+        local first, e = a - 1, b - qty  -- first and last possible start (0-based)
+        -- A run one seat longer than the party strands a seat wherever it sits: only the
+        -- first row with a stranding choice keeps one.
+        if e - first ~= 1 or fb_r == nil or fb_r == r then
+          for k = 1, 6 do
+            local s = k == 1 and lo or k == 2 and hi or k == 3 and first
+              or k == 4 and first + 2 or k == 5 and e - 2 or e
             if s < first then s = first elseif s > e then s = e end
-            local off = math.abs(2 * s + qty - spr)
+            local off = abs(2 * s + qty - spr)
             if s - first == 1 or e - s == 1 then
               if fb_r == nil or (fb_r == r and (off < fb_off or (off == fb_off and s < fb_s))) then
                 fb_s, fb_off, fb_r = s, off, r
               end
-            elseif best_r == nil or off < best_off or (off == best_off and s < best_s) then
-              best_s, best_off, best_r = s, off, r
+            elseif best_s == nil or off < best_off or (off == best_off and s < best_s) then
+              best_s, best_off = s, off
             end
           end
         end
-        pos = b + 1
+        a = b + 2 <= spr - qty + 1 and find(row, need, b + 2, true) or nil
       end
-      if best_r then break end
+      if best_s then return _seat_run(r * spr + best_s, qty) end
     end
   end
-  local r, s = best_r, best_s
-  if r == nil then r, s = fb_r, fb_s end
-  if r == nil then return nil end
-  local picked = {}
-  for i = 0, qty - 1 do picked[#picked + 1] = r * spr + s + i end
-  return picked
+  if fb_r == nil then return nil end
+  return _seat_run(fb_r * spr + fb_s, qty)
 end
 
 -- Single seats when no row seats the party together: front row first, nearest the centre.
