@@ -33,9 +33,10 @@ MAX_BATCH = 256  # commands in one redis-py pipeline; more in one turn go as sev
 # On the multiplexed connection a turn's commands are also written whenever this many are
 # queued, so that Redis starts on them while the process still handles the turn's other
 # requests. Written only once a turn, the process and Redis took turns waiting for each
-# other: with 2 API processes, 1.80 of the 2 cores were busy against 1.92 (A/B with wrk,
-# 100 connections; flushing at 16 did as well as at 8, at 4 worse).
-EARLY_WRITE = 8
+# other. A/B with wrk, 2 API processes, 100 connections, holds/s: at 16, 9,183 / 8,670 /
+# 8,864 against 8,512 / 8,152 / 8,793 once a turn; at 8 about as well, at 4 worse. With
+# one process at 1,000 connections the difference was inside the noise (6,300-7,900).
+EARLY_WRITE = 16
 
 
 class AutoPipeline:
