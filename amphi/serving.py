@@ -34,7 +34,7 @@ UVICORN_OPTIONS: dict[str, Any] = {
     "log_config": None,
     "access_log": False,
     "proxy_headers": False,  # the API reads X-Forwarded-For itself (api/forwarded.py)
-    "loop": "uvloop",
+    "loop": "amphi.accept:BatchAcceptLoop",  # uvloop, accepting in batches (amphi/accept.py)
     "http": "httptools",
 }
 STOP_SECONDS = 15  # a worker's graceful shutdown, before it is killed
@@ -45,27 +45,37 @@ def serve(app: str, *, host: str, port: int, workers: int) -> None:
     as with uvicorn's command line) until SIGINT or SIGTERM."""
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # spawned processes inherit it
+    try:  # without SO_REUSEPORT: fails if anything listens on the port already
+        sock = _listen(host, port, reuse_port=False)
+    except OSError as exc:
+        raise SystemExit(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     if workers == 1:
-        uvicorn.run(app, host=host, port=port, **UVICORN_OPTIONS)
+        _run(app, host, port, sock)
         return
-    _listen(host, port).close()  # the port is free (or this fails now, in the parent)
+    sock.close()  # each process listens on a socket of its own
     _supervise(app, host, port, workers)
 
 
-def _listen(host: str, port: int) -> socket.socket:
+def _listen(host: str, port: int, *, reuse_port: bool = True) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     return sock
 
 
-def _worker(app: str, host: str, port: int) -> None:
+def _run(app: str, host: str, port: int, sock: socket.socket) -> None:
+    """Serve `app` on `sock` in this process; a failed startup exits with STARTUP_FAILURE."""
     config = uvicorn.Config(app, host=host, port=port, **UVICORN_OPTIONS)
     # Ctrl-C reaches the whole process group; uvicorn has already stopped cleanly by then
     with contextlib.suppress(KeyboardInterrupt):
-        uvicorn.Server(config).run(sockets=[_listen(host, port)])
+        uvicorn.Server(config).run(sockets=[sock])
+
+
+def _worker(app: str, host: str, port: int) -> None:
+    _run(app, host, port, _listen(host, port))
 
 
 def _supervise(app: str, host: str, port: int, workers: int) -> None:

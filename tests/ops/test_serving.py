@@ -20,6 +20,8 @@ from tests._servers import child_server, free_port
 from tests.ops._support import AMPHI, amphi_env
 
 WORKERS = 2
+# The API's start-up reads the ledger: migrated, even when this module runs alone.
+pytestmark = pytest.mark.usefixtures("ledger_engine")
 
 
 def children(pid: int) -> list[int]:
@@ -61,8 +63,8 @@ def sockets_of(pid: int) -> set[int]:
     return inodes
 
 
-def serve(port: int, *extra: str) -> list[str]:
-    return [AMPHI, "serve", "--workers", str(WORKERS), "--host", "127.0.0.1",
+def serve(port: int, *extra: str, workers: int = WORKERS) -> list[str]:
+    return [AMPHI, "serve", "--workers", str(workers), "--host", "127.0.0.1",
             "--port", str(port), *extra]
 
 
@@ -128,10 +130,26 @@ def test_a_dead_process_is_replaced_and_sigterm_stops_them_all(settings: Setting
             f"/proc/{pid}/status").read_text().lower(), f"API process {pid} outlived the server"
 
 
+@pytest.mark.parametrize("workers", [1, WORKERS])
 def test_a_process_that_cannot_start_stops_the_server(settings: Settings,
-                                                      tmp_path: Path) -> None:
+                                                      workers: int) -> None:
     port = free_port()
-    proc = subprocess.run(serve(port, "--app", "api.app:no_such_factory"),
+    proc = subprocess.run(serve(port, "--app", "api.app:no_such_factory", workers=workers),
                           env=amphi_env(settings), capture_output=True, text=True, timeout=60)
     assert proc.returncode == 3, proc.stderr  # uvicorn's start-up failure
-    assert "failed to start" in proc.stderr
+    if workers > 1:
+        assert "failed to start" in proc.stderr
+
+
+@pytest.mark.parametrize("workers", [1, WORKERS])
+def test_a_port_in_use_is_refused_at_once(settings: Settings, workers: int) -> None:
+    """Not shared: the API processes' SO_REUSEPORT would let them join another server."""
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run(serve(port, workers=workers), env=amphi_env(settings),
+                              capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1, proc.stderr
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in proc.stderr
