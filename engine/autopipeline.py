@@ -27,7 +27,7 @@ from typing import Any
 
 import redis.asyncio as aredis
 
-from engine.multiplexed import Multiplexed
+from engine.multiplexed import Multiplexed, settle
 
 MAX_BATCH = 256  # commands in one redis-py pipeline; more in one turn go as several
 # On the multiplexed connection a turn's commands are also written whenever this many are
@@ -101,12 +101,7 @@ class AutoPipeline:
                     reply.set_exception(failed)
             return
         for (_, reply), result in zip(batch, replies, strict=True):
-            if reply.done():  # its caller was cancelled
-                continue
-            if isinstance(result, Exception):
-                reply.set_exception(result)
-            else:
-                reply.set_result(result)
+            settle(reply, result)
 
     async def aclose(self) -> None:
         """Wait for the batches already sent (at shutdown, before the client closes)."""

@@ -34,6 +34,17 @@ Call = tuple[Command, "asyncio.Future[Any]"]
 DEFAULT_REPLY_TIMEOUT = 5.0  # redis-py's default socket timeout
 
 
+def settle(waiter: asyncio.Future[Any], reply: Any) -> None:
+    """Hand `reply` to its caller, an error reply as the exception it raises; a cancelled
+    caller's reply is dropped."""
+    if waiter.done():
+        return
+    if isinstance(reply, Exception):
+        waiter.set_exception(reply)
+    else:
+        waiter.set_result(reply)
+
+
 class Multiplexed(asyncio.Protocol):
     """A lazily opened connection; `send` queues commands and their reply futures."""
 
@@ -153,13 +164,7 @@ class Multiplexed(asyncio.Protocol):
             if not self._waiting:  # an answer to nothing: the stream cannot be trusted
                 self._abort(redis_errors.ConnectionError(f"unexpected reply from {self.address}"))
                 return
-            waiter = self._waiting.popleft()
-            if waiter.done():  # its caller was cancelled
-                continue
-            if isinstance(reply, Exception):
-                waiter.set_exception(reply)
-            else:
-                waiter.set_result(reply)
+            settle(self._waiting.popleft(), reply)
 
     def connection_lost(self, exc: Exception | None) -> None:
         error = self._closing_because or redis_errors.ConnectionError(
