@@ -27,7 +27,7 @@ from typing import Any
 
 import redis.asyncio as aredis
 
-from engine.multiplexed import Multiplexed, settle
+from engine.multiplexed import Call, Multiplexed, settle
 
 MAX_BATCH = 256  # commands in one redis-py pipeline; more in one turn go as several
 # On the multiplexed connection a turn's commands are also written whenever this many are
@@ -40,7 +40,8 @@ EARLY_WRITE = 16
 
 
 class AutoPipeline:
-    """Queues commands and flushes them, once per event-loop turn, as pipelines."""
+    """Queues commands and flushes them once per event-loop turn (and, on the multiplexed
+    connection, every EARLY_WRITE commands) as one write or redis-py pipelines."""
 
     def __init__(self, client: aredis.Redis | aredis.RedisCluster, *,
                  observe: Callable[[int], None] | None = None, multiplex: bool = True) -> None:
@@ -48,7 +49,7 @@ class AutoPipeline:
         # None: redis-py pipelines (a cluster, TLS, a unix socket, or multiplex=False)
         self.connection = Multiplexed.for_client(client) if multiplex else None
         self._observe = observe  # told each flushed batch's size (a metric)
-        self._queue: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
+        self._queue: list[Call] = []
         self._sending: set[asyncio.Task[None]] = set()  # strong references until done
 
     def execute_command(self, *command: Any) -> asyncio.Future[Any]:
@@ -81,7 +82,7 @@ class AutoPipeline:
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
 
-    async def _send(self, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
+    async def _send(self, batch: list[Call]) -> None:
         if self._observe is not None:
             self._observe(len(batch))
         # A raw command, as engine.scripts.arun_each sends it: redis-py's cluster pipeline
@@ -97,8 +98,7 @@ class AutoPipeline:
             raise
         except Exception as failed:  # connection lost, no connection free in time, ...
             for _, reply in batch:
-                if not reply.done():
-                    reply.set_exception(failed)
+                settle(reply, failed)
             return
         for (_, reply), result in zip(batch, replies, strict=True):
             settle(reply, result)

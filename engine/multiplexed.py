@@ -141,8 +141,7 @@ class Multiplexed(asyncio.Protocol):
             error = (failed if isinstance(failed, Exception)
                      else redis_errors.ConnectionError("connection closed"))
             for _, reply in calls:
-                if not reply.done():
-                    reply.set_exception(error)
+                settle(reply, error)
             if not isinstance(failed, Exception):
                 raise  # cancelled: the loop is shutting down
             return
@@ -176,8 +175,7 @@ class Multiplexed(asyncio.Protocol):
             self._watchdog = None
         waiting, self._waiting = self._waiting, deque()
         for waiter in waiting:
-            if not waiter.done():
-                waiter.set_exception(error)
+            settle(waiter, error)
 
     def _abort(self, because: Exception) -> None:
         """Close at once; connection_lost fails the waiting callers with `because`."""
