@@ -9,13 +9,16 @@ import logging
 import os
 import resource
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
+from typing import Any, TypeVar
 
 import pytest
 import uvloop
 
 from amphi import accept
+
+T = TypeVar("T")
 
 BURST = 60  # connections waiting in the kernel's queue before the loop looks
 TURNS = 10
@@ -50,10 +53,10 @@ def connected(port: int, n: int) -> Iterator[list[socket.socket]]:
 
 
 def run(loop_class: Callable[[], asyncio.AbstractEventLoop],
-        body: Callable[[asyncio.AbstractEventLoop], object]) -> object:
+        body: Callable[[asyncio.AbstractEventLoop], Coroutine[Any, Any, T]]) -> T:
     loop = loop_class()
     try:
-        return loop.run_until_complete(body(loop))  # type: ignore[arg-type]
+        return loop.run_until_complete(body(loop))
     finally:
         loop.close()
 
@@ -75,7 +78,7 @@ def accepted_after_turns(loop_class: Callable[[], asyncio.AbstractEventLoop]) ->
             await server.wait_closed()
             return count
 
-    return run(loop_class, body)  # type: ignore[return-value]
+    return run(loop_class, body)
 
 
 def test_a_burst_of_waiting_connections_is_accepted_within_a_few_turns() -> None:
