@@ -9,10 +9,10 @@ Everything runs on this machine, with wrk as the load generator (``apt-get insta
   database (``amphi_bench``), set up with ``amphi migrate`` and ``amphi setup-venue`` for
   ``--days`` show days, so it never touches a running service or the tests;
 * for 1 and 2 API processes, ``amphi serve --workers N`` and, served the same way
-  (``amphi serve --app``: uvicorn, uvloop, httptools, a socket per process), the ceilings
-  of ``loadtests/ceiling_app.py``: a no-op endpoint, one trivial EVALSHA on the same Redis
-  (the targets' ceiling) and, for reference, the same EVALSHA through the API's
-  auto-pipeline (``evalsha-ap``);
+  (``amphi serve --app``: uvicorn, uvloop with batched accepts, httptools, a socket per
+  process), the ceilings of ``loadtests/ceiling_app.py``: a no-op endpoint, one trivial
+  EVALSHA on the same Redis (the targets' ceiling) and, for reference, the same EVALSHA
+  through the API's auto-pipeline (``evalsha-ap``);
 * at 100 and 1,000 connections: the ceilings, ``POST .../holds/create/`` (every request
   with a random fan's own JWT, its own Idempotency-Key, 2 seats in a random block; the
   Redis blocks are reloaded before each measurement so successful holds dominate: each

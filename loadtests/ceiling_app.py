@@ -1,5 +1,6 @@
 """The ceilings of the HTTP benchmark: what this server can do at all, served exactly as the
-API is (amphi/serving.py: uvicorn, uvloop, httptools, no access log, same process count).
+API is (amphi/serving.py: uvicorn, uvloop with batched accepts, httptools, no access log,
+same process count).
 
 * ``GET /noop``: a bare Starlette endpoint that answers a constant JSON body.
 * ``GET /evalsha``: the same, after one trivial ``EVALSHA`` (``return 1``) on the same
