@@ -112,8 +112,7 @@ class Multiplexed(asyncio.Protocol):
             try:
                 packed.append(hiredis.pack_command(command))
             except TypeError as bad:  # None, bool, ...: redis-py refuses them too
-                reply.set_exception(
-                    redis_errors.DataError(f"invalid argument in {command[0]!r}: {bad}"))
+                settle(reply, redis_errors.DataError(f"invalid argument in {command[0]!r}: {bad}"))
                 continue
             self._waiting.append(reply)
         if packed:
