@@ -62,12 +62,13 @@ def child_server(argv: list[str], *, env: dict[str, str], log_path: Path, name: 
 @contextmanager
 def uvicorn_server(factory: str, *, env: dict[str, str], log_dir: Path,
                    timeout: float = 20) -> Iterator[str]:
-    """uvicorn serving `factory` (module:function) on a free port; yields its base URL. A
-    traceback in its log fails the test that used it."""
+    """uvicorn serving `factory` (module:function) on a free port as production serves it
+    (`amphi serve --app`: amphi/serving.py's options, batched accepts); yields its base URL.
+    A traceback in its log fails the test that used it."""
     url = f"http://127.0.0.1:{(port := free_port())}"
     log_path = log_dir / "uvicorn.log"
-    argv = [sys.executable, "-m", "uvicorn", "--factory", factory, "--host", "127.0.0.1",
-            "--port", str(port), "--no-access-log", "--log-level", "warning"]
+    argv = [sys.executable, "-m", "amphi.cli", "serve", "--app", factory,
+            "--host", "127.0.0.1", "--port", str(port)]
     with child_server(argv, env=env, log_path=log_path, name="uvicorn", timeout=timeout,
                       answers=lambda: httpx.get(f"{url}/healthz", timeout=1).status_code == 200):
         yield url
