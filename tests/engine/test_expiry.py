@@ -16,6 +16,7 @@ from engine import blocks
 from engine.holds import TOMBSTONE_MS
 from tests.engine._support import (
     assert_block_ok,
+    block_violations,
     force_expire,
     load_ga,
     load_reserved,
@@ -176,3 +177,49 @@ async def test_tombstones_are_readable_then_trimmed(
     with pytest.raises(errors.HoldNotFound):
         await engine.get(hold.hold_id)
     assert redis_client.zcard(block.ended) == 0
+
+
+async def test_holds_expiring_while_fans_hold_and_the_sweeper_runs_never_share_a_seat(
+    redis_client: redis.Redis, aredis_client: aredis.Redis
+) -> None:
+    """Expiry under load: for 2.5 s, in a 40-seat block, 10 fans hold 2 seats for 10
+    minutes and 50 fans hold 2 seats for 1 s again and again; reclaim happens inside their
+    calls while the sweeper, in a thread, sweeps the same block. No two active holds ever
+    share a seat, the counters add up, and every 1 s hold is over once its second has
+    passed."""
+    short = make_engine(aredis_client, ttl_seconds=1)
+    normal = make_engine(aredis_client)
+    block = load_reserved(redis_client, 4, 10)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 2.5
+    made: list[tuple[str, bool]] = []  # hold id, made with a 1 s TTL
+    broken: list[str] = []  # invariants the sweeper's snapshots found broken
+
+    async def fan(i: int) -> None:
+        engine = normal if i < 10 else short
+        while loop.time() < deadline:
+            try:
+                hold = await engine.create(block, 2, owner=f"f{i}", client=f"f{i}-{len(made)}")
+            except (errors.SoldOut, errors.NoAdjacentSeats):
+                await asyncio.sleep(0.02)
+                continue
+            made.append((hold.hold_id, engine is short))
+            if engine is normal:
+                return
+            await asyncio.sleep(0.01)
+
+    def sweeper() -> None:
+        while loop.time() < deadline:
+            blocks.sweep(redis_client)
+            broken.extend(block_violations(redis_client, block))  # a MULTI snapshot
+
+    await asyncio.gather(asyncio.to_thread(sweeper), *(fan(i) for i in range(60)))
+    assert not broken, broken[:5]
+    assert len(made) > 20  # more than 40 seats hold at once: expired seats were held again
+    assert_block_ok(redis_client, block)
+    await asyncio.sleep(PAST_TTL)
+    blocks.sweep(redis_client)
+    for hold_id, is_short in made:
+        status = (await normal.get(hold_id)).status
+        assert status == ("expired" if is_short else "active"), (hold_id, is_short)
+    assert_block_ok(redis_client, block)
