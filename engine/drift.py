@@ -44,6 +44,7 @@ class Snapshot:
     holds: dict[str, int]  # active hold id -> expires_ms
     records: dict[str, dict]  # hold id -> record (see lua/_block.lua)
     sales: dict[str, dict]  # order id -> {mode, seats, qty}
+    clients: dict[str, int]  # client -> its active holds, as the block counts them
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +109,7 @@ def compare(snap: Snapshot, exp: Expected, *, stale_after_ms: int) -> list[Findi
         findings.append(Finding(SOLD_COUNTER, f"sold is {snap.meta.get('sold')}, "
                                               f"expected {sold}"))
     per_client = Counter(str(r.get("client", "")) for r in active.values())
-    counted = {k[2:]: int(v) for k, v in snap.meta.items() if k.startswith("c:")}
+    counted = snap.clients
     wrong = {c for c in set(per_client) | set(counted) if per_client[c] != counted.get(c, 0)}
     if wrong:
         findings.append(Finding(CLIENT_COUNTER, f"{len(wrong)} clients' active-hold counts "

@@ -74,7 +74,7 @@ class Offer:
 @functools.lru_cache(maxsize=4096)
 def block_keys(block: keys.BlockKeys) -> tuple[str, ...]:
     """The six keys every block script takes, in the order of lua/_block.lua."""
-    return (block.meta, block.seats, block.holds, block.records, block.ended, block.rate)
+    return (block.meta, block.seats, block.holds, block.records, block.ended, block.clients)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -100,6 +100,11 @@ def hold_tail(ttl_ms: int, max_active: int, rate_limit: int) -> tuple[bytes, ...
     """The arguments of create_hold that one engine always passes alike, encoded once."""
     return tuple(b"%d" % v if isinstance(v, int) else v
                  for v in (ttl_ms, b"hold", RECLAIM_LIMIT, max_active, rate_limit))
+
+
+def client_holds(clients: dict[Any, Any]) -> dict[str, int]:
+    """Active holds by client, from a block's `clients` hash as HGETALL returns it."""
+    return {text(c): int(text(state).split(" ", 1)[0]) for c, state in clients.items()}
 
 
 def parse_counts(reply: list[Any]) -> BlockCounts | None:

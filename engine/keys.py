@@ -27,7 +27,7 @@ class BlockKeys:
     def meta(self) -> str:
         """hash: kind, capacity, rows, seats_per_row, price_cents, active, held, sold,
         expired (holds that ever expired in the block, counted by the scripts that expire
-        them; absent until the first), and 'c:<client>' -> that client's active holds"""
+        them; absent until the first), clients_scan (the sweeper's cursor over `clients`)"""
         return f"{self.tag}:meta"
 
     @property
@@ -51,9 +51,11 @@ class BlockKeys:
         return f"{self.tag}:ended"
 
     @property
-    def rate(self) -> str:
-        """zset client -> the rate limiter's theoretical arrival time (ms)"""
-        return f"{self.tag}:rate"
+    def clients(self) -> str:
+        """hash client -> '<active holds> <tat>': the client's active holds in the block and
+        its rate limiter's theoretical arrival time (µs, GCRA); engine.holds.client_holds
+        reads it"""
+        return f"{self.tag}:clients"
 
     @property
     def sales(self) -> str:

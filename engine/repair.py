@@ -9,7 +9,7 @@ from amphi import errors
 from engine import keys, scripts
 from engine.blocks import BlockSpec
 from engine.drift import Snapshot
-from engine.holds import block_keys, block_ref, text, time_ms
+from engine.holds import block_keys, block_ref, client_holds, text, time_ms
 
 
 def snapshot(client: scripts.Client, block: keys.BlockKeys) -> Snapshot:
@@ -23,7 +23,8 @@ def snapshot(client: scripts.Client, block: keys.BlockKeys) -> Snapshot:
     pipe.zrange(block.holds, 0, -1, withscores=True)
     pipe.hgetall(block.records)
     pipe.hgetall(block.sales)
-    meta, seats, holds, records, sales = pipe.execute()
+    pipe.hgetall(block.clients)
+    meta, seats, holds, records, sales, clients = pipe.execute()
     return Snapshot(
         now_ms=now_ms,
         meta={text(k): text(v) for k, v in meta.items()},
@@ -31,6 +32,7 @@ def snapshot(client: scripts.Client, block: keys.BlockKeys) -> Snapshot:
         holds={text(h): int(score) for h, score in holds},
         records={text(k): json.loads(v) for k, v in records.items()},
         sales={text(k): json.loads(v) for k, v in sales.items()},
+        clients=client_holds(clients),
     )
 
 

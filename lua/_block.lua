@@ -3,19 +3,23 @@
 -- KEYS[1] {blk}:meta     hash kind, capacity, rows, seats_per_row, price_cents, active, held,
 --                        sold, expired (holds that ever expired in this block, for metrics:
 --                        reclaim adds its batch in one HINCRBY, release_hold and sell_hold
---                        the one they find past due; absent until the first), and
---                        'c:<client>' -> the client's active holds (the cap), kept beside
---                        `held` so one HMGET reads and one HSET writes both
+--                        the one they find past due; absent until the first), clients_scan
+--                        (the sweeper's HSCAN cursor over KEYS[6]). Ten fields or so: Redis
+--                        keeps it a small listpack, so one HMGET reads the counters cheaply
 -- KEYS[2] {blk}:seats    string, one byte a seat: '0' free, 'H' held, 'S' sold (reserved only)
 -- KEYS[3] {blk}:holds    zset hold_id -> expires_at_ms, active holds only
 -- KEYS[4] {blk}:records  hash hold_id -> JSON record (active holds and recent tombstones)
 -- KEYS[5] {blk}:ended    zset hold_id -> ended_at_ms, so tombstones can be trimmed
--- KEYS[6] {blk}:rate     zset client -> rate limiter's theoretical arrival time (ms, GCRA)
+-- KEYS[6] {blk}:clients  hash client -> '<active holds> <tat>': the client's admission state,
+--                        its active holds (the cap) and its rate limiter's theoretical
+--                        arrival time (µs, GCRA; 0 when never limited). One HGET reads both
+--                        and one HSET writes both. An entry with no hold whose tat has passed
+--                        limits nothing: retire drops it, the sweeper trims the rest
 -- Speed: a Lua number handed to redis.call (or cjson) is formatted with a %.17g snprintf,
 -- about as dear as a small command, so the hot path hands over strings: ARGV's, TIME's, or
 -- string.format('%d') (a quarter of the cost).
 local META, SEATS, HOLDS, RECORDS, ENDED = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local RATE = KEYS[6]
+local CLIENTS = KEYS[6]
 
 -- Redis's clock in ms, as a number and as its decimal string.
 local function now_ms()
@@ -39,21 +43,32 @@ local function set_seats(indices, state)
   end
 end
 
--- Holds retired in this call, by client: a script that read a client's count before it
--- reclaimed can correct it without reading it again.
-local retired = {}
+-- A client's admission state in this block: active holds and GCRA tat (µs), as numbers.
+local function client_state(client)
+  local raw = redis.call('HGET', CLIENTS, client)
+  if not raw then return 0, 0 end
+  local n, tat = string.match(raw, '^(%d+) (%d+)$')
+  return tonumber(n), tonumber(tat)
+end
+
+-- Store it; an entry that limits nothing any more is dropped instead. `now` in ms.
+local function save_client(client, n, tat, now)
+  if n <= 0 and tat <= now * 1000 then
+    redis.call('HDEL', CLIENTS, client)
+  else
+    redis.call('HSET', CLIENTS, client, string.format('%d %d', n, tat))
+  end
+end
 
 -- Turn an active hold's record into a tombstone and stop counting it against its client.
 local function retire(hold_id, rec, status, now)
-  retired[rec.client] = (retired[rec.client] or 0) + 1
   rec.status = status
   rec.ended_ms = now
   redis.call('HSET', RECORDS, hold_id, cjson.encode(rec))
   redis.call('ZREM', HOLDS, hold_id)
   redis.call('ZADD', ENDED, now, hold_id)
-  if redis.call('HINCRBY', META, 'c:' .. rec.client, -1) <= 0 then
-    redis.call('HDEL', META, 'c:' .. rec.client)
-  end
+  local n, tat = client_state(rec.client)
+  save_client(rec.client, math.max(n - 1, 0), tat, now)
 end
 
 -- Give a hold's seats back to sale and retire it.
@@ -81,8 +96,18 @@ local function reclaim(now, now_s, limit, tombstone_ms)
   end
   if n > 0 then redis.call('HINCRBY', META, 'expired', n) end
   if not tombstone_ms then return freed end
-  -- Off the hot path: tombstones past their time, and rate entries that no longer limit.
-  redis.call('ZREMRANGEBYSCORE', RATE, '-inf', now_s)
+  -- Off the hot path: tombstones past their time, and a step of the scan for client
+  -- entries that no longer limit (no hold, tat passed; see KEYS[6]).
+  local cursor = redis.call('HGET', META, 'clients_scan') or '0'
+  local scan = redis.call('HSCAN', CLIENTS, cursor, 'COUNT', limit)
+  local entries = scan[2]
+  for i = 1, #entries, 2 do
+    local n, tat = string.match(entries[i + 1], '^(%d+) (%d+)$')
+    if n == '0' and tonumber(tat) <= now * 1000 then
+      redis.call('HDEL', CLIENTS, entries[i])
+    end
+  end
+  if scan[1] ~= cursor then redis.call('HSET', META, 'clients_scan', scan[1]) end
   local old = redis.call('ZRANGEBYSCORE', ENDED, '-inf', now - tombstone_ms, 'LIMIT', '0', limit)
   if #old > 0 then
     redis.call('HDEL', RECORDS, unpack(old))

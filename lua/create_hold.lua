@@ -23,7 +23,7 @@ local hold_id, qty, ttl_ms, client = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3
 local split, holding = ARGV[6] == '1', ARGV[7] == 'hold'
 -- rows is capacity / seats_per_row (load_block checks it): one field fewer to read
 local m = redis.call('HMGET', META, 'kind', 'capacity', 'seats_per_row', 'price_cents',
-  'active', 'held', 'sold', 'c:' .. client)
+  'active', 'held', 'sold')
 if not m[1] then return {0, 'no_block', 0, 0} end
 if m[5] ~= '1' then return {0, 'not_on_sale', 0, 0} end
 local kind, capacity, spr = m[1], tonumber(m[2]), tonumber(m[3])
@@ -31,9 +31,7 @@ local price = tonumber(m[4])
 
 local now, now_s = now_ms()
 local freed = reclaim(now, now_s, ARGV[8], nil)
--- the counters as they are after the reclaim
-local held = tonumber(m[6]) - freed
-local client_holds = tonumber(m[8] or 0) - (retired[client] or 0)
+local held = tonumber(m[6]) - freed  -- as it is after the reclaim
 
 if ARGV[11] == '1' then
   local found = redis.call('HMGET', RECORDS, hold_id, ARGV[12])  -- one call for both
@@ -50,31 +48,39 @@ if ARGV[11] == '1' then
   end
 end
 
+local client_holds, tat, limited = 0, 0, false  -- limited: the request used the rate limit
+local refusal, n  -- why not, and its number (see Returns)
 if holding then
+  client_holds, tat = client_state(client)
   local per_minute = tonumber(ARGV[10])
   if per_minute > 0 then
-    local interval = 60000 / per_minute
-    local tat = tonumber(redis.call('ZSCORE', RATE, client) or now)
-    if tat < now then tat = now end
-    if tat + interval - now > 60000 then
-      return {0, 'rate_limited', math.ceil(tat + interval - now - 60000), price}
+    -- GCRA in whole µs: stored as the integer it is, and a burst of per_minute still fits
+    local interval, now_us = math.floor(60000000 / per_minute), now * 1000
+    if tat < now_us then tat = now_us end
+    if tat + interval - now_us > 60000000 then
+      return {0, 'rate_limited', math.ceil((tat + interval - now_us - 60000000) / 1000), price}
     end
-    redis.call('ZADD', RATE, tat + interval, client)
+    tat, limited = tat + interval, true
   end
   if client_holds >= tonumber(ARGV[9]) then
-    return {0, 'too_many_holds', ttl_ms, price}  -- by then, at the latest, one has ended
+    refusal, n = 'too_many_holds', ttl_ms  -- by then, at the latest, one has ended
   end
 end
 
 local available = capacity - held - tonumber(m[7])
-if available < qty then return {0, 'sold_out', available, price} end
+if not refusal and available < qty then refusal, n = 'sold_out', available end
 
 local picked = {}
-if kind == 'reserved' then
+if not refusal and kind == 'reserved' then
   local seats = redis.call('GET', SEATS)
   picked = pick_adjacent(seats, capacity / spr, spr, qty)
   if picked == nil and split then picked = pick_split(seats, capacity / spr, spr, qty) end
-  if picked == nil then return {0, 'no_adjacent', available, price} end
+  if picked == nil then refusal, n = 'no_adjacent', available end
+end
+if refusal then
+  -- the rate it used stays used: hammering a sold-out section is limited too
+  if limited then save_client(client, client_holds, tat, now) end
+  return {0, refusal, n, price}
 end
 
 local expires = 0
@@ -82,8 +88,8 @@ if holding then
   expires = now + ttl_ms
   local expires_s = string.format('%d', expires)
   if kind == 'reserved' then set_seats(picked, 'H') end
-  redis.call('HSET', META, 'held', string.format('%d', held + qty),
-    'c:' .. client, string.format('%d', client_holds + 1))
+  redis.call('HSET', META, 'held', string.format('%d', held + qty))
+  save_client(client, client_holds + 1, tat, now)
   -- The record as cjson would write it, minus cjson's %.17g number formatting (see Speed
   -- in _block.lua). engine/holds.py parse_record and the other scripts read it.
   local seats_json = ''

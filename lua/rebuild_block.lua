@@ -106,12 +106,15 @@ if reserved then
   if changed > 0 then redis.call('SET', SEATS, map) end
 end
 
--- Each client's active-hold count, from the holds that remain.
-local fields = redis.call('HKEYS', META)
-for _, f in ipairs(fields) do
-  if string.sub(f, 1, 2) == 'c:' then redis.call('HDEL', META, f) end
+-- Each client's active-hold count, from the holds that remain; its rate limit stays.
+local entries = redis.call('HGETALL', CLIENTS)
+for i = 1, #entries, 2 do
+  local client = entries[i]
+  local tat = tonumber(string.match(entries[i + 1], ' (%d+)$')) or 0
+  save_client(client, clients[client] or 0, tat, now)
+  clients[client] = nil
 end
-for client, n in pairs(clients) do redis.call('HSET', META, 'c:' .. client, n) end
+for client, n in pairs(clients) do save_client(client, n, 0, now) end
 redis.call('HSET', META, 'kind', kind, 'capacity', capacity, 'rows', rows,
   'seats_per_row', spr, 'price_cents', ARGV[5], 'active', ARGV[6], 'held', held, 'sold', sold)
 -- Holds found past their expiry end as a reclaim would have ended them: counted as expired.

@@ -20,7 +20,7 @@ import redis.asyncio as aredis
 from engine import keys
 from engine.blocks import BlockSpec, load_block
 from engine.connection import async_client
-from engine.holds import HoldEngine
+from engine.holds import HoldEngine, client_holds
 
 DAY = date(2026, 6, 19)
 PRICE = 7_500
@@ -85,7 +85,8 @@ def write_seat_map(
 ) -> None:
     """Install a reserved block whose seat map is `seats`, counters consistent with it."""
     assert len(seats) % seats_per_row == 0
-    client.delete(block.meta, block.seats, block.holds, block.records, block.ended)
+    client.delete(block.meta, block.seats, block.holds, block.records, block.ended,
+                  block.clients)
     client.set(block.seats, seats)
     client.hset(block.meta, mapping={
         "kind": "reserved", "capacity": len(seats), "rows": len(seats) // seats_per_row,
@@ -156,7 +157,8 @@ def block_state(client: redis.Redis, block: keys.BlockKeys) -> BlockState:
     pipe.zrange(block.holds, 0, -1, withscores=True)
     pipe.hgetall(block.records)
     pipe.zrange(block.ended, 0, -1)
-    m, seats, active, recs, ended = pipe.execute()
+    pipe.hgetall(block.clients)
+    m, seats, active, recs, ended, clients = pipe.execute()
     meta = {text(k): text(v) for k, v in m.items()}
     return BlockState(
         meta=meta,
@@ -164,8 +166,7 @@ def block_state(client: redis.Redis, block: keys.BlockKeys) -> BlockState:
         active={text(k): int(v) for k, v in active},
         records={text(k): json.loads(v) for k, v in recs.items()},
         ended={text(k) for k in ended},
-        # the engine counts each client's active holds in the block's meta, as 'c:<client>'
-        clients={k[2:]: int(v) for k, v in meta.items() if k.startswith("c:")},
+        clients=client_holds(clients),
     )
 
 

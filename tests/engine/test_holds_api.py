@@ -29,6 +29,7 @@ from tests.engine._support import (
     new_block_beside,
     ping_owner,
     records,
+    redis_now_ms,
     reserved_spec,
     seat_string,
     write_seat_map,
@@ -237,6 +238,81 @@ async def test_rate_limit_zero_disables_it(redis_client: redis.Redis,
     for _ in range(30):
         await engine.create(block, 1, owner="u1", client="u1")
     assert meta(redis_client, block)["held"] == "30"
+
+
+async def test_rate_limit_bursts_exactly_the_limit_when_it_does_not_divide_a_minute(
+        redis_client: redis.Redis, aredis_client: aredis.Redis) -> None:
+    engine = make_engine(aredis_client, rate_limit=7, max_active=50)
+    block = load_ga(redis_client, 100)
+    for _ in range(7):
+        await engine.create(block, 1, owner="u1", client="u1")
+    with pytest.raises(errors.RateLimited) as exc:
+        await engine.create(block, 1, owner="u1", client="u1")
+    # one more request is due one interval (60 s / 7) after the first
+    assert 0 < exc.value.details["retry_after_ms"] <= 8572
+    assert meta(redis_client, block)["held"] == "7"
+
+
+async def test_refused_requests_use_up_the_rate_limit(redis_client: redis.Redis,
+                                                      aredis_client: aredis.Redis) -> None:
+    """Hammering a sold-out section is limited like any other request."""
+    engine = make_engine(aredis_client, rate_limit=3, max_active=50)
+    block = load_ga(redis_client, 1)
+    await engine.create(block, 1, owner="x", client="x")
+    for _ in range(3):
+        with pytest.raises(errors.SoldOut):
+            await engine.create(block, 1, owner="u1", client="u1")
+    with pytest.raises(errors.RateLimited):
+        await engine.create(block, 1, owner="u1", client="u1")
+
+
+def client_entry(client: redis.Redis, block: keys.BlockKeys, who: str) -> tuple[int, int] | None:
+    raw = client.hget(block.clients, who)
+    return None if raw is None else tuple(int(v) for v in raw.split())  # type: ignore[return-value]
+
+
+async def test_a_client_entry_lives_while_it_limits_something(
+        redis_client: redis.Redis, aredis_client: aredis.Redis) -> None:
+    block = load_ga(redis_client, 100)
+    # no rate limit: the entry is the active-hold count, gone with the last hold
+    engine = make_engine(aredis_client, rate_limit=0)
+    a = await engine.create(block, 1, owner="u1", client="u1")
+    b = await engine.create(block, 1, owner="u1", client="u1")
+    assert client_entry(redis_client, block, "u1") == (2, 0)
+    await engine.release(a.hold_id, requester="u1")
+    assert client_entry(redis_client, block, "u1") == (1, 0)
+    await engine.release(b.hold_id, requester="u1")
+    assert client_entry(redis_client, block, "u1") is None
+
+    # 60 a minute: a released hold leaves the rate limit's entry until its time has passed
+    engine = make_engine(aredis_client, rate_limit=60)
+    c = await engine.create(block, 1, owner="u2", client="u2")
+    now_us = redis_now_ms(redis_client) * 1000
+    holds, tat = client_entry(redis_client, block, "u2") or (0, 0)
+    assert holds == 1 and now_us < tat <= now_us + 1_000_000
+    await engine.release(c.hold_id, requester="u2")
+    assert client_entry(redis_client, block, "u2") == (0, tat)
+    await engine.availability([block])  # the sweeper's call: the entry still limits
+    assert client_entry(redis_client, block, "u2") == (0, tat)
+    while redis_now_ms(redis_client) * 1000 <= tat:
+        await asyncio.sleep(0.05)
+    await engine.availability([block])
+    assert client_entry(redis_client, block, "u2") is None
+    assert_block_ok(redis_client, block)
+
+
+async def test_many_clients_leave_the_meta_hash_small(redis_client: redis.Redis,
+                                                      aredis_client: aredis.Redis) -> None:
+    """The counters every hold reads stay in a hash of a few fields (a listpack, cheap to
+    read), however many fans hold in the block; their entries go to `clients`."""
+    engine = make_engine(aredis_client, rate_limit=30)
+    block = load_ga(redis_client, 1000)
+    await asyncio.gather(*(engine.create(block, 1, owner=f"u{i}", client=f"u{i}")
+                           for i in range(300)))
+    assert redis_client.hlen(block.meta) <= 12
+    assert redis_client.object("encoding", block.meta) == b"listpack"
+    assert redis_client.hlen(block.clients) == 300
+    assert_block_ok(redis_client, block)
 
 
 # -- refusals ----------------------------------------------------------------------------------

@@ -26,11 +26,10 @@ def snap(seats: str = "SS" + "0" * 8, *, held: int = 0, sold: int = 2,
          active: str = "1") -> Snapshot:
     holds = holds or {}
     meta = {"kind": "reserved", "capacity": str(CAPACITY), "rows": "2", "seats_per_row": "5",
-            "price_cents": price, "active": active, "held": str(held), "sold": str(sold),
-            **{f"c:{c}": str(n) for c, n in (clients or {}).items()}}
+            "price_cents": price, "active": active, "held": str(held), "sold": str(sold)}
     return Snapshot(now_ms=NOW, meta=meta, seats=seats,
                     holds={h: r["expires_ms"] for h, r in holds.items()},
-                    records=holds, sales=sales or {})
+                    records=holds, sales=sales or {}, clients=clients or {})
 
 
 EXPECTED = Expected(reserved=True, capacity=CAPACITY, rows=2, seats_per_row=5,
@@ -58,7 +57,7 @@ def test_a_block_that_agrees_has_no_findings() -> None:
 
 
 def test_missing_block() -> None:
-    s = Snapshot(now_ms=NOW, meta={}, seats="", holds={}, records={}, sales={})
+    s = Snapshot(now_ms=NOW, meta={}, seats="", holds={}, records={}, sales={}, clients={})
     assert kinds(compare(s)) == [drift.MISSING_BLOCK]
 
 
@@ -171,13 +170,13 @@ def test_general_admission_counts() -> None:
                   active=True, ticket_count=3, settled_orders=frozenset({"o-1"}))
     meta = {"kind": "ga", "capacity": "100", "rows": "1", "seats_per_row": "100",
             "price_cents": "4500", "active": "1",
-            "held": "2", "sold": "5", "c:fan-a": "1"}
+            "held": "2", "sold": "5"}
     sales = {"o-1": {"mode": "hold", "seats": [], "qty": 3},
              "o-2": {"mode": "hold", "seats": [], "qty": 2}}  # in flight: sold, no tickets
     rec = {"status": "active", "client": "fan-a", "qty": 2, "seats": [],
            "expires_ms": NOW + 1000}
     s = Snapshot(now_ms=NOW, meta=meta, seats="", holds={"h1": NOW + 1000},
-                 records={"h1": rec}, sales=sales)
+                 records={"h1": rec}, sales=sales, clients={"fan-a": 1})
     assert drift.compare(s, ga, stale_after_ms=STALE_MS) == []
     done = replace(ga, settled_orders=frozenset({"o-1", "o-2"}))
     assert kinds(drift.compare(s, done, stale_after_ms=STALE_MS)) == [drift.SOLD_COUNTER]

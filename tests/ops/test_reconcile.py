@@ -110,7 +110,9 @@ async def test_injected_drift_is_found_then_fixed(open_api, settings: Settings,
     redis_client.hset(blk["held_counter"].meta, "held", 7)
     redis_client.hset(blk["sold_counter"].meta, "sold", 1)
     fan_client = hold_record(redis_client, blk["client_counter"], counted.hold["hold_id"])["client"]
-    redis_client.hset(blk["client_counter"].meta, mapping={f"c:{fan_client}": 3, "c:ghost": 2})
+    fan_state = redis_client.hget(blk["client_counter"].clients, fan_client).split()
+    redis_client.hset(blk["client_counter"].clients,
+                      mapping={fan_client: b"3 " + fan_state[1], "ghost": "2 0"})
     redis_client.hset(blk["settings"].meta, "price_cents", 1)
     injected = redis_snapshot(redis_client)
 
@@ -144,10 +146,10 @@ async def test_injected_drift_is_found_then_fixed(open_api, settings: Settings,
     assert redis_client.hget(blk["stale_hold"].meta, "expired") == b"1"  # for /metrics
     assert block_state(redis_client, blk["held_counter"]).held == 0
     assert block_state(redis_client, blk["sold_counter"]).sold == 3
-    meta = {k.decode(): v.decode() for k, v in redis_client.hgetall(blk["client_counter"].meta)
-            .items()}
-    assert {k: v for k, v in meta.items() if k.startswith("c:")} == {f"c:{fan_client}": "1"}
-    assert meta["held"] == "2"  # the fan's hold survived the rebuild
+    # the counts recomputed from the holds, the fan's rate limit kept, the ghost gone
+    assert redis_client.hgetall(blk["client_counter"].clients) == {
+        fan_client.encode(): b"1 " + fan_state[1]}
+    assert redis_client.hget(blk["client_counter"].meta, "held") == b"2"  # the hold survived
     assert redis_client.hget(blk["settings"].meta, "price_cents") == b"7500"
 
 
