@@ -73,8 +73,8 @@ class Offer:
 # -- pure argument building and reply parsing ------------------------------------------
 @functools.lru_cache(maxsize=4096)
 def block_keys(block: keys.BlockKeys) -> tuple[str, ...]:
-    """The six keys every block script takes, in the order of lua/_block.lua."""
-    return (block.meta, block.seats, block.holds, block.records, block.ended, block.clients)
+    """The five keys every block script takes, in the order of lua/_block.lua."""
+    return (block.meta, block.seats, block.holds, block.records, block.ended)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -102,9 +102,18 @@ def hold_tail(ttl_ms: int, max_active: int, rate_limit: int) -> tuple[bytes, ...
                  for v in (ttl_ms, b"hold", RECLAIM_LIMIT, max_active, rate_limit))
 
 
-def client_holds(clients: dict[Any, Any]) -> dict[str, int]:
-    """Active holds by client, from a block's `clients` hash as HGETALL returns it."""
-    return {text(c): int(text(state).split(" ", 1)[0]) for c, state in clients.items()}
+def split_records(raw: dict[Any, Any]) -> tuple[dict[str, dict], dict[str, int]]:
+    """A block's `records` hash, as HGETALL returns it: the hold records by id, and each
+    client's active holds (its 'c:<client>' entry; see lua/_block.lua)."""
+    holds: dict[str, dict] = {}
+    clients: dict[str, int] = {}
+    for k, v in raw.items():
+        key = text(k)
+        if key.startswith("c:"):
+            clients[key[2:]] = int(text(v).split(" ", 1)[0])
+        else:
+            holds[key] = json.loads(v)
+    return holds, clients
 
 
 def parse_counts(reply: list[Any]) -> BlockCounts | None:
@@ -263,7 +272,7 @@ class HoldEngine:
             "create_hold",
             block_keys(block),
             ["check", quantity, 0, "", "", int(allow_split), "check", RECLAIM_LIMIT,
-             self.max_active, 0, 0],
+             self.max_active, 0, 0, ""],
             via=self.pipeline,
         )
         return parse_offer(reply, quantity)

@@ -27,7 +27,8 @@ class BlockKeys:
     def meta(self) -> str:
         """hash: kind, capacity, rows, seats_per_row, price_cents, active, held, sold,
         expired (holds that ever expired in the block, counted by the scripts that expire
-        them; absent until the first), clients_scan (the sweeper's cursor over `clients`)"""
+        them; absent until the first), clients_scan (the sweeper's cursor over the client
+        entries of `records`)"""
         return f"{self.tag}:meta"
 
     @property
@@ -42,20 +43,16 @@ class BlockKeys:
 
     @property
     def records(self) -> str:
-        """hash hold_id -> JSON record of active holds and of recently ended ones"""
+        """hash hold_id -> JSON record of active holds and of recently ended ones, and
+        'c:<client>' -> '<active holds> <tat>': the client's active holds in the block and its
+        rate limiter's theoretical arrival time (µs, GCRA); engine.holds.split_records reads
+        it"""
         return f"{self.tag}:records"
 
     @property
     def ended(self) -> str:
         """zset hold_id -> ended_at_ms, so old tombstones in `records` can be trimmed"""
         return f"{self.tag}:ended"
-
-    @property
-    def clients(self) -> str:
-        """hash client -> '<active holds> <tat>': the client's active holds in the block and
-        its rate limiter's theoretical arrival time (µs, GCRA); engine.holds.client_holds
-        reads it"""
-        return f"{self.tag}:clients"
 
     @property
     def sales(self) -> str:

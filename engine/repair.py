@@ -9,7 +9,7 @@ from amphi import errors
 from engine import keys, scripts
 from engine.blocks import BlockSpec
 from engine.drift import Snapshot
-from engine.holds import block_keys, block_ref, client_holds, text, time_ms
+from engine.holds import block_keys, block_ref, split_records, text, time_ms
 
 
 def snapshot(client: scripts.Client, block: keys.BlockKeys) -> Snapshot:
@@ -23,16 +23,16 @@ def snapshot(client: scripts.Client, block: keys.BlockKeys) -> Snapshot:
     pipe.zrange(block.holds, 0, -1, withscores=True)
     pipe.hgetall(block.records)
     pipe.hgetall(block.sales)
-    pipe.hgetall(block.clients)
-    meta, seats, holds, records, sales, clients = pipe.execute()
+    meta, seats, holds, records, sales = pipe.execute()
+    hold_records, clients = split_records(records)
     return Snapshot(
         now_ms=now_ms,
         meta={text(k): text(v) for k, v in meta.items()},
         seats=text(seats) if seats is not None else "",
         holds={text(h): int(score) for h, score in holds},
-        records={text(k): json.loads(v) for k, v in records.items()},
+        records=hold_records,
         sales={text(k): json.loads(v) for k, v in sales.items()},
-        clients=client_holds(clients),
+        clients=clients,
     )
 
 

@@ -299,7 +299,7 @@ async def throughput(args: argparse.Namespace, sync: redis.Redis) -> list[dict[s
     create = scripts.script("create_hold")
     qty = args.qty
     # create_hold's ARGV after the hold id, as HoldEngine passes them
-    bare_argv = [0, "hold", RECLAIM_LIMIT, 4, 0, 0]
+    bare_argv = [0, "hold", RECLAIM_LIMIT, 4, 0, 0, ""]
     rows: list[dict[str, Any]] = []
     try:
         for level in args.levels:
@@ -350,8 +350,9 @@ async def throughput(args: argparse.Namespace, sync: redis.Redis) -> list[dict[s
 
                 async def bare_op(feeder=feeder2) -> str | None:
                     block = await feeder.next_block()
+                    keys_ = block_keys(block)
                     reply = await client.evalsha(
-                        create.sha, 6, *block_keys(block), str(uuid.uuid4()), qty,
+                        create.sha, len(keys_), *keys_, str(uuid.uuid4()), qty,
                         TTL_SECONDS * 1000, "", f"bare:{uuid.uuid4().hex}", *bare_argv
                     )
                     if int(reply[0]) == 0:
@@ -489,13 +490,13 @@ def script_times(args: argparse.Namespace, sync: redis.Redis) -> list[dict[str, 
     report({"script": "no-op", "state": "-", "qty": "-", **row})
 
     # the floor of create_hold on this server: a script that only returns, called with
-    # create_hold's 6 keys and 11 arguments (passing them in costs time of its own)
+    # create_hold's 5 keys and 12 arguments (passing them in costs time of its own)
     floor_block = block_for("st-floor")
     floor = [(noop_sha, block_keys(floor_block),
               [str(uuid.uuid4()), 2, TTL_SECONDS * 1000, "", "st", 0, "hold", RECLAIM_LIMIT,
-               4, 0, 0])] * n
+               4, 0, 0, ""])] * n
     row = measure_server_time(sync, lambda: floor, n, args.script_reps, "returned 1")
-    report({"script": "no-op", "state": "with create_hold's 6 keys, 11 args", "qty": "-",
+    report({"script": "no-op", "state": "with create_hold's 5 keys, 12 args", "qty": "-",
             **row})
 
     for state in ("empty", "random95", "front95"):
@@ -510,7 +511,7 @@ def script_times(args: argparse.Namespace, sync: redis.Redis) -> list[dict[str, 
                     block = block_for(f"st-{state}-q{qty}-{i:05d}")
                     load_block(sync, spec_for(block), sold)
                     argv = [str(uuid.uuid4()), qty, TTL_SECONDS * 1000, "", f"st:{i}", 0]
-                    argv += ["hold", RECLAIM_LIMIT, 4, 0, 0]
+                    argv += ["hold", RECLAIM_LIMIT, 4, 0, 0, ""]
                     specs.append((create.sha, block_keys(block), argv))
                 return specs
 
@@ -524,7 +525,7 @@ def script_times(args: argparse.Namespace, sync: redis.Redis) -> list[dict[str, 
             block = block_for(f"st-rate-{i:05d}")
             load_block(sync, spec_for(block), [])
             argv = [str(uuid.uuid4()), 2, TTL_SECONDS * 1000, "", f"st:{i}", 0]
-            argv += ["hold", RECLAIM_LIMIT, 4, 30, 0]
+            argv += ["hold", RECLAIM_LIMIT, 4, 30, 0, ""]
             specs.append((create.sha, block_keys(block), argv))
         return specs
 

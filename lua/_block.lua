@@ -1,25 +1,28 @@
 -- lua/_block.lua: shared prelude of the block scripts, inlined by engine/scripts.py where a
--- script says `--!include _block`. Every block script takes the same six keys:
+-- script says `--!include _block`. Every block script takes the same five keys:
 -- KEYS[1] {blk}:meta     hash kind, capacity, rows, seats_per_row, price_cents, active, held,
 --                        sold, expired (holds that ever expired in this block, for metrics:
 --                        reclaim adds its batch in one HINCRBY, release_hold and sell_hold
 --                        the one they find past due; absent until the first), clients_scan
---                        (the sweeper's HSCAN cursor over KEYS[6]). Ten fields or so: Redis
---                        keeps it a small listpack, so one HMGET reads the counters cheaply
+--                        (the sweeper's HSCAN cursor over the client entries of KEYS[4]).
+--                        A few fields: Redis keeps it a listpack that one HMGET reads cheaply
 -- KEYS[2] {blk}:seats    string, one byte a seat: '0' free, 'H' held, 'S' sold (reserved only)
 -- KEYS[3] {blk}:holds    zset hold_id -> expires_at_ms, active holds only
--- KEYS[4] {blk}:records  hash hold_id -> JSON record (active holds and recent tombstones)
--- KEYS[5] {blk}:ended    zset hold_id -> ended_at_ms, so tombstones can be trimmed
--- KEYS[6] {blk}:clients  hash client -> '<active holds> <tat>': the client's admission state,
+-- KEYS[4] {blk}:records  hash, the block's records by id:
+--                        hold_id -> JSON record (active holds and recent tombstones);
+--                        'c:<client>' -> '<active holds> <tat>', the client's admission state:
 --                        its active holds (the cap) and its rate limiter's theoretical
---                        arrival time (µs, GCRA; 0 when never limited). One HGET reads both
---                        and one HSET writes both. An entry with no hold whose tat has passed
---                        limits nothing: retire drops it, the sweeper trims the rest
+--                        arrival time (µs, GCRA; 0 when never limited). Beside the holds
+--                        because hold records are longer than Redis's listpack limit: the
+--                        hash is a hashtable from its first hold, so a lookup costs the same
+--                        for 10 fans or 60,000, and the hold's one HMGET and one HSET here
+--                        read and write the client's entry too. An entry that limits
+--                        nothing (no hold, tat passed) is dropped by retire or the sweeper
+-- KEYS[5] {blk}:ended    zset hold_id -> ended_at_ms, so tombstones can be trimmed
 -- Speed: a Lua number handed to redis.call (or cjson) is formatted with a %.17g snprintf,
 -- about as dear as a small command, so the hot path hands over strings: ARGV's, TIME's, or
 -- string.format('%d') (a quarter of the cost).
 local META, SEATS, HOLDS, RECORDS, ENDED = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local CLIENTS = KEYS[6]
 
 -- Redis's clock in ms, as a number and as its decimal string.
 local function now_ms()
@@ -43,32 +46,35 @@ local function set_seats(indices, state)
   end
 end
 
--- A client's admission state in this block: active holds and GCRA tat (µs), as numbers.
-local function client_state(client)
-  local raw = redis.call('HGET', CLIENTS, client)
+-- A client's admission state ('c:<client>' in RECORDS, as read; nil: none) as numbers:
+-- active holds and GCRA tat (µs).
+local function client_state(raw)
   if not raw then return 0, 0 end
   local n, tat = string.match(raw, '^(%d+) (%d+)$')
   return tonumber(n), tonumber(tat)
 end
 
--- Store it; an entry that limits nothing any more is dropped instead. `now` in ms.
-local function save_client(client, n, tat, now)
-  if n <= 0 and tat <= now * 1000 then
-    redis.call('HDEL', CLIENTS, client)
-  else
-    redis.call('HSET', CLIENTS, client, string.format('%d %d', n, tat))
-  end
+-- The entry to store for it, or nil when it limits nothing any more. `now` in ms.
+local function client_entry(n, tat, now)
+  if n <= 0 and tat <= now * 1000 then return nil end
+  return string.format('%d %d', n, tat)
 end
 
 -- Turn an active hold's record into a tombstone and stop counting it against its client.
 local function retire(hold_id, rec, status, now)
   rec.status = status
   rec.ended_ms = now
-  redis.call('HSET', RECORDS, hold_id, cjson.encode(rec))
+  local field = 'c:' .. rec.client
+  local n, tat = client_state(redis.call('HGET', RECORDS, field))
+  local entry = client_entry(math.max(n - 1, 0), tat, now)
+  if entry then
+    redis.call('HSET', RECORDS, hold_id, cjson.encode(rec), field, entry)
+  else
+    redis.call('HSET', RECORDS, hold_id, cjson.encode(rec))
+    redis.call('HDEL', RECORDS, field)
+  end
   redis.call('ZREM', HOLDS, hold_id)
   redis.call('ZADD', ENDED, now, hold_id)
-  local n, tat = client_state(rec.client)
-  save_client(rec.client, math.max(n - 1, 0), tat, now)
 end
 
 -- Give a hold's seats back to sale and retire it.
@@ -97,14 +103,14 @@ local function reclaim(now, now_s, limit, tombstone_ms)
   if n > 0 then redis.call('HINCRBY', META, 'expired', n) end
   if not tombstone_ms then return freed end
   -- Off the hot path: tombstones past their time, and a step of the scan for client
-  -- entries that no longer limit (no hold, tat passed; see KEYS[6]).
+  -- entries that no longer limit (see KEYS[4]).
   local cursor = redis.call('HGET', META, 'clients_scan') or '0'
-  local scan = redis.call('HSCAN', CLIENTS, cursor, 'COUNT', limit)
+  local scan = redis.call('HSCAN', RECORDS, cursor, 'MATCH', 'c:*', 'COUNT', limit)
   local entries = scan[2]
   for i = 1, #entries, 2 do
-    local n, tat = string.match(entries[i + 1], '^(%d+) (%d+)$')
-    if n == '0' and tonumber(tat) <= now * 1000 then
-      redis.call('HDEL', CLIENTS, entries[i])
+    local n, tat = client_state(entries[i + 1])
+    if not client_entry(n, tat, now) then
+      redis.call('HDEL', RECORDS, entries[i])
     end
   end
   if scan[1] ~= cursor then redis.call('HSET', META, 'clients_scan', scan[1]) end

@@ -33,10 +33,13 @@ local now, now_s = now_ms()
 local freed = reclaim(now, now_s, ARGV[8], nil)
 local held = tonumber(m[6]) - freed  -- as it is after the reclaim
 
+local field = 'c:' .. client
+-- One read for the client's entry and, for a keyed request, the hold a retry would find
+-- under this hour's id or the last hour's.
+local found = redis.call('HMGET', RECORDS, field, hold_id, ARGV[12])
 if ARGV[11] == '1' then
-  local found = redis.call('HMGET', RECORDS, hold_id, ARGV[12])  -- one call for both
-  local code, existing = 2, found[1]
-  if not existing then code, existing = 3, found[2] end
+  local code, existing = 2, found[2]
+  if not existing then code, existing = 3, found[3] end
   if existing then
     local rec = cjson.decode(existing)
     if rec.qty ~= qty or (rec.split == 1) ~= split then
@@ -51,11 +54,11 @@ end
 local client_holds, tat, limited = 0, 0, false  -- limited: the request used the rate limit
 local refusal, n  -- why not, and its number (see Returns)
 if holding then
-  client_holds, tat = client_state(client)
+  client_holds, tat = client_state(found[1])
   local per_minute = tonumber(ARGV[10])
   if per_minute > 0 then
     -- GCRA in whole µs: stored as the integer it is, and a burst of per_minute still fits
-    local interval, now_us = math.floor(60000000 / per_minute), now * 1000
+    local interval, now_us = math.max(math.floor(60000000 / per_minute), 1), now * 1000
     if tat < now_us then tat = now_us end
     if tat + interval - now_us > 60000000 then
       return {0, 'rate_limited', math.ceil((tat + interval - now_us - 60000000) / 1000), price}
@@ -79,7 +82,7 @@ if not refusal and kind == 'reserved' then
 end
 if refusal then
   -- the rate it used stays used: hammering a sold-out section is limited too
-  if limited then save_client(client, client_holds, tat, now) end
+  if limited then redis.call('HSET', RECORDS, field, client_entry(client_holds, tat, now)) end
   return {0, refusal, n, price}
 end
 
@@ -89,7 +92,6 @@ if holding then
   local expires_s = string.format('%d', expires)
   if kind == 'reserved' then set_seats(picked, 'H') end
   redis.call('HSET', META, 'held', string.format('%d', held + qty))
-  save_client(client, client_holds + 1, tat, now)
   -- The record as cjson would write it, minus cjson's %.17g number formatting (see Speed
   -- in _block.lua). engine/holds.py parse_record and the other scripts read it.
   local seats_json = ''
@@ -101,7 +103,7 @@ if holding then
     '{"status":"active","owner":%s,"client":%s,"qty":%d,"price_cents":%d,"created_ms":%s,'
       .. '"expires_ms":%s%s%s}',
     cjson.encode(ARGV[4]), cjson.encode(client), qty, price, now_s, expires_s, seats_json,
-    split and ',"split":1' or ''))
+    split and ',"split":1' or ''), field, client_entry(client_holds + 1, tat, now))
   redis.call('ZADD', HOLDS, expires_s, hold_id)
 end
 

@@ -1,11 +1,11 @@
 -- lua/rebuild_block.lua: make a block agree with the ledger (`amphi reconcile --fix`), in one
 -- atomic step so that sales may go on meanwhile. Sold seats are the ledger's tickets plus the
--- seats of every sale in KEYS[7] whose order the ledger has not settled yet (a payment being
+-- seats of every sale in KEYS[6] whose order the ledger has not settled yet (a payment being
 -- finalised right now). Active holds that have not expired keep their seats unless a sold
 -- seat or an earlier hold has them; the others end. Counters (held, sold, each client's
 -- active holds) are recomputed from what remains. A missing block (after a flush) is created.
 --!include _block
--- KEYS[7] {blk}:sales   hash order_id -> JSON {mode, seats, qty} (see sell_hold.lua)
+-- KEYS[6] {blk}:sales   hash order_id -> JSON {mode, seats, qty} (see sell_hold.lua)
 -- ARGV[1] kind ('reserved' | 'ga')  ARGV[2] capacity  ARGV[3] rows  ARGV[4] seats_per_row
 -- ARGV[5] price_cents  ARGV[6] active ('1' | '0')
 -- ARGV[7] the ledger's sold seats: reserved, comma-separated seat indices; ga, a count
@@ -13,7 +13,7 @@
 --         their sales no longer hold seats, their tickets (ARGV[7]) do
 -- Returns {1, seats_changed, holds_ended, sold, held}
 --       | {0, 'geometry_mismatch' | 'bad_geometry' | 'bad_kind' | 'bad_sold'}
-local SALES = KEYS[7]
+local SALES = KEYS[6]
 local kind, capacity, rows, spr = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local reserved = kind == 'reserved'
 
@@ -107,14 +107,26 @@ if reserved then
 end
 
 -- Each client's active-hold count, from the holds that remain; its rate limit stays.
-local entries = redis.call('HGETALL', CLIENTS)
-for i = 1, #entries, 2 do
-  local client = entries[i]
-  local tat = tonumber(string.match(entries[i + 1], ' (%d+)$')) or 0
-  save_client(client, clients[client] or 0, tat, now)
-  clients[client] = nil
+local tats, cursor = {}, '0'
+repeat
+  local scan = redis.call('HSCAN', RECORDS, cursor, 'MATCH', 'c:*', 'COUNT', 1000)
+  cursor = scan[1]
+  for i = 1, #scan[2], 2 do
+    local _, tat = client_state(scan[2][i + 1])
+    tats[string.sub(scan[2][i], 3)] = tat
+  end
+until cursor == '0'
+for client, tat in pairs(tats) do
+  local entry = client_entry(clients[client] or 0, tat, now)
+  if entry then
+    redis.call('HSET', RECORDS, 'c:' .. client, entry)
+  else
+    redis.call('HDEL', RECORDS, 'c:' .. client)
+  end
 end
-for client, n in pairs(clients) do save_client(client, n, 0, now) end
+for client, n in pairs(clients) do
+  if not tats[client] then redis.call('HSET', RECORDS, 'c:' .. client, client_entry(n, 0, now)) end
+end
 redis.call('HSET', META, 'kind', kind, 'capacity', capacity, 'rows', rows,
   'seats_per_row', spr, 'price_cents', ARGV[5], 'active', ARGV[6], 'held', held, 'sold', sold)
 -- Holds found past their expiry end as a reclaim would have ended them: counted as expired.

@@ -5,14 +5,14 @@
 -- finds expired is counted in the block's `expired` (see _block.lua), as reclaim counts.
 --!include _block
 --!include _pick
--- KEYS[7] {blk}:sales   hash order_id -> JSON {mode, seats, qty}: what each order got
+-- KEYS[6] {blk}:sales   hash order_id -> JSON {mode, seats, qty}: what each order got
 -- ARGV[1] order_id  ARGV[2] hold_id  ARGV[3] qty  ARGV[4] preferred seats (the hold's,
 -- comma-separated indices; '' for GA)  ARGV[5] reclaim_limit  ARGV[6] tombstone_ms
 -- Returns {1, mode, seat_index, ...}  mode: 'hold' (the hold's seats), 'same' (its seats,
 --          re-taken after it ended), 'moved' (other seats in the block)
 --       | {2, mode, seat_index, ...}  this order was sold before (a replayed job)
 --       | {0, 'no_seats'} | {0, 'no_block'}
-local SALES = KEYS[7]
+local SALES = KEYS[6]
 local order_id, hold_id, qty = ARGV[1], ARGV[2], tonumber(ARGV[3])
 
 local done = redis.call('HGET', SALES, order_id)

@@ -20,7 +20,7 @@ import redis.asyncio as aredis
 from engine import keys
 from engine.blocks import BlockSpec, load_block
 from engine.connection import async_client
-from engine.holds import HoldEngine, client_holds
+from engine.holds import HoldEngine, split_records
 
 DAY = date(2026, 6, 19)
 PRICE = 7_500
@@ -85,8 +85,7 @@ def write_seat_map(
 ) -> None:
     """Install a reserved block whose seat map is `seats`, counters consistent with it."""
     assert len(seats) % seats_per_row == 0
-    client.delete(block.meta, block.seats, block.holds, block.records, block.ended,
-                  block.clients)
+    client.delete(block.meta, block.seats, block.holds, block.records, block.ended)
     client.set(block.seats, seats)
     client.hset(block.meta, mapping={
         "kind": "reserved", "capacity": len(seats), "rows": len(seats) // seats_per_row,
@@ -130,7 +129,7 @@ def meta(client: redis.Redis, block: keys.BlockKeys) -> dict[str, str]:
 
 
 def records(client: redis.Redis, block: keys.BlockKeys) -> dict[str, dict]:
-    return {text(k): json.loads(v) for k, v in client.hgetall(block.records).items()}
+    return split_records(client.hgetall(block.records))[0]
 
 
 def _seats_of(rec: dict) -> list[int]:
@@ -157,16 +156,16 @@ def block_state(client: redis.Redis, block: keys.BlockKeys) -> BlockState:
     pipe.zrange(block.holds, 0, -1, withscores=True)
     pipe.hgetall(block.records)
     pipe.zrange(block.ended, 0, -1)
-    pipe.hgetall(block.clients)
-    m, seats, active, recs, ended, clients = pipe.execute()
+    m, seats, active, recs, ended = pipe.execute()
+    hold_records, clients = split_records(recs)
     meta = {text(k): text(v) for k, v in m.items()}
     return BlockState(
         meta=meta,
         seats="" if seats is None else text(seats),
         active={text(k): int(v) for k, v in active},
-        records={text(k): json.loads(v) for k, v in recs.items()},
+        records=hold_records,
         ended={text(k) for k in ended},
-        clients=client_holds(clients),
+        clients=clients,
     )
 
 

@@ -267,7 +267,7 @@ async def test_refused_requests_use_up_the_rate_limit(redis_client: redis.Redis,
 
 
 def client_entry(client: redis.Redis, block: keys.BlockKeys, who: str) -> tuple[int, int] | None:
-    raw = client.hget(block.clients, who)
+    raw = client.hget(block.records, f"c:{who}")
     return None if raw is None else tuple(int(v) for v in raw.split())  # type: ignore[return-value]
 
 
@@ -304,14 +304,17 @@ async def test_a_client_entry_lives_while_it_limits_something(
 async def test_many_clients_leave_the_meta_hash_small(redis_client: redis.Redis,
                                                       aredis_client: aredis.Redis) -> None:
     """The counters every hold reads stay in a hash of a few fields (a listpack, cheap to
-    read), however many fans hold in the block; their entries go to `clients`."""
+    read), however many fans hold in the block; their entries sit beside the hold records,
+    in a hashtable from the first hold."""
     engine = make_engine(aredis_client, rate_limit=30)
     block = load_ga(redis_client, 1000)
     await asyncio.gather(*(engine.create(block, 1, owner=f"u{i}", client=f"u{i}")
                            for i in range(300)))
     assert redis_client.hlen(block.meta) <= 12
     assert redis_client.object("encoding", block.meta) == b"listpack"
-    assert redis_client.hlen(block.clients) == 300
+    assert redis_client.object("encoding", block.records) == b"hashtable"
+    entries = [k for k in redis_client.hkeys(block.records) if k.startswith(b"c:")]
+    assert len(entries) == 300
     assert_block_ok(redis_client, block)
 
 
@@ -682,7 +685,7 @@ async def test_a_retry_across_the_hour_returns_the_same_hold(
     old_id = new_hold_id(block, client="u1", idempotency_key="k", secret=engine.id_secret,
                          window=previous)
     first = scripts.run(redis_client, "create_hold", block_keys(block),
-                        [old_id, 2, 600_000, "u1", "u1", 0, "hold", 200, 4, 0, 0])
+                        [old_id, 2, 600_000, "u1", "u1", 0, "hold", 200, 4, 0, 0, ""])
     assert int(first[0]) == 1
     retry = await engine.create(block, 2, owner="u1", client="u1", idempotency_key="k")
     assert retry.hold_id == old_id

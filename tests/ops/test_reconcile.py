@@ -110,9 +110,9 @@ async def test_injected_drift_is_found_then_fixed(open_api, settings: Settings,
     redis_client.hset(blk["held_counter"].meta, "held", 7)
     redis_client.hset(blk["sold_counter"].meta, "sold", 1)
     fan_client = hold_record(redis_client, blk["client_counter"], counted.hold["hold_id"])["client"]
-    fan_state = redis_client.hget(blk["client_counter"].clients, fan_client).split()
-    redis_client.hset(blk["client_counter"].clients,
-                      mapping={fan_client: b"3 " + fan_state[1], "ghost": "2 0"})
+    fan_entry = redis_client.hget(blk["client_counter"].records, f"c:{fan_client}").split()
+    redis_client.hset(blk["client_counter"].records,
+                      mapping={f"c:{fan_client}": b"3 " + fan_entry[1], "c:ghost": "2 0"})
     redis_client.hset(blk["settings"].meta, "price_cents", 1)
     injected = redis_snapshot(redis_client)
 
@@ -147,8 +147,9 @@ async def test_injected_drift_is_found_then_fixed(open_api, settings: Settings,
     assert block_state(redis_client, blk["held_counter"]).held == 0
     assert block_state(redis_client, blk["sold_counter"]).sold == 3
     # the counts recomputed from the holds, the fan's rate limit kept, the ghost gone
-    assert redis_client.hgetall(blk["client_counter"].clients) == {
-        fan_client.encode(): b"1 " + fan_state[1]}
+    entries = {k: v for k, v in redis_client.hgetall(blk["client_counter"].records).items()
+               if k.startswith(b"c:")}
+    assert entries == {f"c:{fan_client}".encode(): b"1 " + fan_entry[1]}
     assert redis_client.hget(blk["client_counter"].meta, "held") == b"2"  # the hold survived
     assert redis_client.hget(blk["settings"].meta, "price_cents") == b"7500"
 
