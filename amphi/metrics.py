@@ -5,7 +5,9 @@ they agree across API processes, workers and restarts.
 
 With several API processes (`amphi serve --workers N`) the process counters are shared
 through prometheus_client's multiprocess mode: `PROMETHEUS_MULTIPROC_DIR` is set by
-`amphi serve` before the processes start.
+`amphi serve` before the processes start. Each value there checks on every update that its
+process has not forked, by asking for the process id: a system call per update, three a
+hold. We hand it the id kept by the process itself (refreshed in a forked child) instead.
 """
 
 from __future__ import annotations
@@ -24,10 +26,28 @@ from prometheus_client import (
     Histogram,
     generate_latest,
     multiprocess,
+    values,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
+
+_pid = os.getpid()
+
+
+def _refresh_pid() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+def current_pid() -> int:
+    """os.getpid() without the system call: the id of this process, refreshed after fork."""
+    return _pid
+
+
+os.register_at_fork(after_in_child=_refresh_pid)
+if values.ValueClass is not values.MutexValue:  # multiprocess mode: set before any metric
+    values.ValueClass = values.MultiProcessValue(process_identifier=current_pid)
 
 HOLDS_CREATED = Counter("amphi_holds_created_total", "Holds made", ["kind"])
 HOLDS_REFUSED = Counter("amphi_holds_refused_total", "Hold requests refused, by reason",

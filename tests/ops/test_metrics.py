@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -167,3 +168,36 @@ def test_counters_are_summed_over_every_api_process(settings: Settings, venue: V
             assert value(samples, "amphi_hold_seconds_count") == made
     assert "Traceback" not in log.read_text(), log.read_text()
     assert not shared.exists()  # `amphi serve` removes it when it stops
+
+
+FORKING_PROCESS = """
+import os
+from prometheus_client import values
+from amphi import metrics
+assert values.ValueClass is not values.MutexValue
+metrics.HOLDS_RELEASED.inc()
+child = os.fork()
+if child == 0:
+    metrics.HOLDS_RELEASED.inc(5)
+    os._exit(0)
+os.waitpid(child, 0)
+metrics.HOLDS_RELEASED.inc()
+print(os.getpid(), child)
+"""
+
+
+def test_a_forked_process_counts_in_its_own_file(tmp_path: Path) -> None:
+    """The metrics take the process id from amphi.metrics, not from a system call on every
+    update: a forked child must still get a file of its own, or the two would overwrite
+    each other's counts."""
+    env = {"PATH": "/usr/bin:/bin", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", FORKING_PROCESS], env=env,
+                         capture_output=True, text=True, timeout=60, cwd=Path(__file__).parents[2])
+    assert out.returncode == 0, out.stderr
+    parent, child = out.stdout.split()
+    counters = {p.name for p in tmp_path.glob("counter_*.db")}
+    assert counters == {f"counter_{parent}.db", f"counter_{child}.db"}
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(tmp_path))
+    samples = parse(generate_latest(registry).decode())
+    assert value(samples, "amphi_holds_released_total") == 7
