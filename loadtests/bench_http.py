@@ -1,6 +1,6 @@
 """HTTP benchmark of the hold endpoint and the sections endpoint against their ceilings.
 
-    .venv/bin/python -m loadtests.bench_http            # about 5.5 minutes
+    .venv/bin/python -m loadtests.bench_http            # about 11 minutes
     .venv/bin/python -m loadtests.bench_http --seconds 3 --repeat 1 --connections 100
 
 Everything runs on this machine, with wrk as the load generator (``apt-get install wrk``):

@@ -1,6 +1,7 @@
 -- lua/availability.lua: reclaim a block's expired holds, then report its counters.
 -- The sweeper calls it too, for blocks that no fan touches; it also trims tombstones and
--- rate-limit entries, which the hot path leaves alone.
+-- client entries that limit nothing any more (see _block.lua), which the hot path leaves
+-- alone.
 --!include _block
 -- ARGV[1] reclaim_limit (holds expired per call)  ARGV[2] tombstone_ms
 -- Returns {capacity, held, sold, price_cents, active, freed_seats, expired_left}

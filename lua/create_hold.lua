@@ -10,7 +10,8 @@
 -- ('hold' | 'check')  ARGV[8] reclaim_limit  ARGV[9] max active holds of a client in this
 -- block  ARGV[10] rate limit, requests a minute (0: off)  ARGV[11] '1' if hold_id may exist
 -- already (derived from an Idempotency-Key), '0' for a fresh random id  ARGV[12] with '1':
--- the id the same key had in the previous hour, so a retry across the hour replays too
+-- the id the same key had in the previous hour, so a retry across the hour replays too;
+-- with '0': ''
 -- Returns {1, expires_at_ms, price_cents, seat_index, ...}   new hold (check: expires 0)
 --       | {2, expires_at_ms, price_cents, seat_index, ...}   hold_id exists (a retry)
 --       | {3, expires_at_ms, price_cents, seat_index, ...}   ARGV[12] exists (a retry)

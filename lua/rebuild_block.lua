@@ -125,7 +125,9 @@ for client, tat in pairs(tats) do
   end
 end
 for client, n in pairs(clients) do
-  if not tats[client] then redis.call('HSET', RECORDS, 'c:' .. client, client_entry(n, 0, now)) end
+  if not tats[client] then
+    redis.call('HSET', RECORDS, 'c:' .. client, client_entry(n, 0, now))
+  end
 end
 redis.call('HSET', META, 'kind', kind, 'capacity', capacity, 'rows', rows,
   'seats_per_row', spr, 'price_cents', ARGV[5], 'active', ARGV[6], 'held', held, 'sold', sold)
