@@ -22,6 +22,8 @@ STALE_HOLD = "stale_hold"  # active long past its expiry: reclaim is not running
 HELD_COUNTER = "held_counter"
 SOLD_COUNTER = "sold_counter"
 CLIENT_COUNTER = "client_counter"  # a client's active-hold count (the cap) is wrong
+RECLAIM_BOUND = "reclaim_bound"  # meta's due_ms is after an active hold's expiry: the hot
+# path would leave that hold to the sweeper (see lua/_block.lua)
 SETTINGS = "settings"  # price or on-sale flag differs from the ledger
 OVERSOLD = "oversold"  # the ledger itself sold more than the block has: needs people
 GEOMETRY = "geometry"  # kind, capacity or rows differ from the ledger: needs people
@@ -114,6 +116,10 @@ def compare(snap: Snapshot, exp: Expected, *, stale_after_ms: int) -> list[Findi
     if wrong:
         findings.append(Finding(CLIENT_COUNTER, f"{len(wrong)} clients' active-hold counts "
                                                 "are wrong"))
+    due = snap.meta.get("due_ms")
+    if due is not None and snap.holds and int(due) > min(snap.holds.values()):
+        findings.append(Finding(RECLAIM_BOUND, f"due_ms is {due}, an active hold expires at "
+                                               f"{min(snap.holds.values())}"))
     if (snap.meta.get("price_cents") != str(exp.price_cents)
             or snap.meta.get("active") != ("1" if exp.active else "0")):
         findings.append(Finding(SETTINGS, f"price {snap.meta.get('price_cents')}/active "

@@ -28,7 +28,7 @@ class BlockKeys:
         """hash: kind, capacity, rows, seats_per_row, price_cents, active, held, sold,
         expired (holds that ever expired in the block, counted by the scripts that expire
         them; absent until the first), clients_scan (the sweeper's cursor over the client
-        entries of `records`)"""
+        entries of `records`), due_ms (no active hold expires before it; absent: unknown)"""
         return f"{self.tag}:meta"
 
     @property

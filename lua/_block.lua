@@ -4,7 +4,9 @@
 --                        sold, expired (holds that ever expired in this block, for metrics:
 --                        reclaim adds its batch in one HINCRBY, release_hold and sell_hold
 --                        the one they find past due; absent until the first), clients_scan
---                        (the sweeper's HSCAN cursor over the client entries of KEYS[4]).
+--                        (the sweeper's HSCAN cursor over the client entries of KEYS[4]),
+--                        due_ms (no hold in KEYS[3] expires before it, so create_hold skips
+--                        reclaim until then; written with each new hold, absent: unknown).
 --                        A few fields: Redis keeps it a listpack that one HMGET reads cheaply
 -- KEYS[2] {blk}:seats    string, one byte a seat: '0' free, 'H' held, 'S' sold (reserved only)
 -- KEYS[3] {blk}:holds    zset hold_id -> expires_at_ms, active holds only
@@ -86,11 +88,22 @@ end
 
 -- Expire at most `limit` holds past their expiry and drop tombstones older than
 -- `tombstone_ms` (nil: leave them to the sweeper, off the hot path). `now_s` and `limit`
--- are strings (see Speed above). Returns the number of seats given back.
-local function reclaim(now, now_s, limit, tombstone_ms)
-  local freed, n = 0, 0
-  local expired = redis.call('ZRANGEBYSCORE', HOLDS, '-inf', now_s, 'LIMIT', '0', limit)
-  for _, hold_id in ipairs(expired) do
+-- are strings (see Speed above). `due` is meta's due_ms as read (nil: unknown): before it
+-- nothing can have expired, and the hot path does not read HOLDS at all. Returns the number
+-- of seats given back and a lower bound of the expiries left in HOLDS, as a string (nil:
+-- HOLDS is empty).
+local function reclaim(now, now_s, limit, tombstone_ms, due)
+  if due and not tombstone_ms and now < tonumber(due) then return 0, due end
+  local freed, n, bound = 0, 0, nil
+  -- The earliest limit + 1 (stop is inclusive): the first one not expired bounds the rest.
+  local first = redis.call('ZRANGE', HOLDS, '0', limit, 'WITHSCORES')
+  local most = 2 * tonumber(limit)
+  for i = 1, #first, 2 do
+    local hold_id, expires_s = first[i], first[i + 1]
+    if i > most or tonumber(expires_s) > now then
+      bound = expires_s
+      break
+    end
     local raw = redis.call('HGET', RECORDS, hold_id)
     if raw then
       local rec = cjson.decode(raw)
@@ -101,7 +114,7 @@ local function reclaim(now, now_s, limit, tombstone_ms)
     end
   end
   if n > 0 then redis.call('HINCRBY', META, 'expired', n) end
-  if not tombstone_ms then return freed end
+  if not tombstone_ms then return freed, bound end
   -- Off the hot path: tombstones past their time, and a step of the scan for client
   -- entries that no longer limit (see KEYS[4]).
   local cursor = redis.call('HGET', META, 'clients_scan') or '0'
@@ -119,5 +132,5 @@ local function reclaim(now, now_s, limit, tombstone_ms)
     redis.call('HDEL', RECORDS, unpack(old))
     redis.call('ZREM', ENDED, unpack(old))
   end
-  return freed
+  return freed, bound
 end

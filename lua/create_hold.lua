@@ -24,14 +24,14 @@ local hold_id, qty, ttl_ms, client = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3
 local split, holding = ARGV[6] == '1', ARGV[7] == 'hold'
 -- rows is capacity / seats_per_row (load_block checks it): one field fewer to read
 local m = redis.call('HMGET', META, 'kind', 'capacity', 'seats_per_row', 'price_cents',
-  'active', 'held', 'sold')
+  'active', 'held', 'sold', 'due_ms')
 if not m[1] then return {0, 'no_block', 0, 0} end
 if m[5] ~= '1' then return {0, 'not_on_sale', 0, 0} end
 local kind, capacity, spr = m[1], tonumber(m[2]), tonumber(m[3])
 local price = tonumber(m[4])
 
 local now, now_s = now_ms()
-local freed = reclaim(now, now_s, ARGV[8], nil)
+local freed, due = reclaim(now, now_s, ARGV[8], nil, m[8])
 local held = tonumber(m[6]) - freed  -- as it is after the reclaim
 
 local field = 'c:' .. client
@@ -92,7 +92,8 @@ if holding then
   expires = now + ttl_ms
   local expires_s = string.format('%d', expires)
   if kind == 'reserved' then set_seats(picked, 'H') end
-  redis.call('HSET', META, 'held', string.format('%d', held + qty))
+  if not due or expires < tonumber(due) then due = expires_s end
+  redis.call('HSET', META, 'held', string.format('%d', held + qty), 'due_ms', due)
   -- The record as cjson would write it, minus cjson's %.17g number formatting (see Speed
   -- in _block.lua). engine/holds.py parse_record and the other scripts read it.
   local seats_json = ''

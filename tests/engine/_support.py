@@ -203,6 +203,8 @@ def state_violations(st: BlockState) -> list[str]:
             bad.append(f"tombstone {hold_id} not in the ended zset")
     if qty_sum != held:
         bad.append(f"sum of active hold quantities {qty_sum} != held counter {held}")
+    if "due_ms" in m and active and int(m["due_ms"]) > min(active.values()):
+        bad.append(f"due_ms {m['due_ms']} is after the earliest expiry {min(active.values())}")
     if st.clients is not None:
         per_client = Counter(recs[h]["client"] for h in active if h in recs)
         if {c: n for c, n in st.clients.items() if n} != dict(per_client):
@@ -259,12 +261,15 @@ def redis_now_ms(client: redis.Redis) -> int:
 
 def force_expire(client: redis.Redis, block: keys.BlockKeys, hold_id: str) -> int:
     """Make an active hold past its expiry, as time passing would: its score in the
-    block's holds zset and its record's expires_ms move 1 s into the past (Redis clock).
-    Returns the new expiry."""
+    block's holds zset and its record's expires_ms move 1 s into the past (Redis clock), and
+    the block's due_ms (no hold expires before it) with them. Returns the new expiry."""
     past = redis_now_ms(client) - 1000
     rec = json.loads(client.hget(block.records, hold_id))
     assert rec["status"] == "active", rec
     rec["expires_ms"] = past
     client.hset(block.records, hold_id, json.dumps(rec))
     client.zadd(block.holds, {hold_id: past}, xx=True)
+    due = client.hget(block.meta, "due_ms")
+    if due is None or int(due) > past:
+        client.hset(block.meta, "due_ms", past)
     return past

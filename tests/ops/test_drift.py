@@ -107,6 +107,17 @@ def test_stale_hold_only_past_the_grace() -> None:
     assert "1 holds" in only(compare(old), drift.STALE_HOLD).detail
 
 
+def test_reclaim_bound_after_an_active_hold_expires() -> None:
+    holds = {"h1": hold("fan-a", [2], expires=NOW + 5_000)}
+    fine = snap("SSH0000000", held=1, clients={"fan-a": 1}, holds=holds)
+    for due in (NOW + 5_000, NOW - 1):  # a bound may be stale, never late
+        assert compare(replace(fine, meta={**fine.meta, "due_ms": str(due)})) == []
+    late = replace(fine, meta={**fine.meta, "due_ms": str(NOW + 5_001)})
+    assert "an active hold expires at" in only(compare(late), drift.RECLAIM_BOUND).detail
+    assert compare(replace(late, holds={}, records={}, meta={**late.meta, "held": "0"},
+                           seats="SS00000000", clients={})) == []
+
+
 def test_counters() -> None:
     assert only(compare(snap(held=3)), drift.HELD_COUNTER)
     assert only(compare(snap(sold=1)), drift.SOLD_COUNTER)

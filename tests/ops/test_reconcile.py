@@ -86,7 +86,8 @@ async def test_injected_drift_is_found_then_fixed(open_api, settings: Settings,
     # (day, section): the block each kind of drift is injected into, one kind a block
     where = {"sold_not_in_redis": (D19, "Orchestra Left"), "stale_hold": (D19, "Terrace"),
              "held_counter": (D20, "Orchestra Left"), "sold_counter": (D20, "Lawn"),
-             "client_counter": (D21, "Mezzanine Center"), "settings": (D21, "Mezzanine Left")}
+             "client_counter": (D21, "Mezzanine Center"), "settings": (D21, "Mezzanine Left"),
+             "reclaim_bound": (D20, "Terrace")}
     async with open_api() as api:
         for n, (day, section) in enumerate(where.values()):
             await buy(api, settings, venue.sections[section], 3, f"buyer-{n}", day=day)
@@ -94,6 +95,8 @@ async def test_injected_drift_is_found_then_fixed(open_api, settings: Settings,
                           pay=False)
         counted = await buy(api, settings, venue.sections["Mezzanine Center"], 2, "held-fan",
                             day=D21, pay=False)
+        bounded = await buy(api, settings, venue.sections["Terrace"], 2, "bound-fan", day=D20,
+                            pay=False)
 
     clean = reconcile(settings)
     assert (clean.code, clean.verdict) == (0, CLEAN), clean.out
@@ -105,8 +108,12 @@ async def test_injected_drift_is_found_then_fixed(open_api, settings: Settings,
     sold_seat = block_state(redis_client, blk["sold_not_in_redis"]).indices("S")[1]
     redis_client.setrange(blk["sold_not_in_redis"].seats, sold_seat, "0")
     stale_id = stale.hold["hold_id"]
-    redis_client.zadd(blk["stale_hold"].holds, {stale_id: redis_now_ms(redis_client) - 3_600_000},
-                      xx=True)
+    an_hour_ago = redis_now_ms(redis_client) - 3_600_000
+    redis_client.zadd(blk["stale_hold"].holds, {stale_id: an_hour_ago}, xx=True)
+    redis_client.hset(blk["stale_hold"].meta, "due_ms", an_hour_ago)  # as time would have
+    bounded_expiry = hold_record(redis_client, blk["reclaim_bound"],
+                                 bounded.hold["hold_id"])["expires_ms"]
+    redis_client.hset(blk["reclaim_bound"].meta, "due_ms", bounded_expiry + 1)
     redis_client.hset(blk["held_counter"].meta, "held", 7)
     redis_client.hset(blk["sold_counter"].meta, "sold", 1)
     fan_client = hold_record(redis_client, blk["client_counter"], counted.hold["hold_id"])["client"]
@@ -152,6 +159,10 @@ async def test_injected_drift_is_found_then_fixed(open_api, settings: Settings,
     assert entries == {f"c:{fan_client}".encode(): b"1 " + fan_entry[1]}
     assert redis_client.hget(blk["client_counter"].meta, "held") == b"2"  # the hold survived
     assert redis_client.hget(blk["settings"].meta, "price_cents") == b"7500"
+    # the bound forgotten (the next hold reads the holds zset again), the hold kept
+    assert redis_client.hget(blk["reclaim_bound"].meta, "due_ms") is None
+    assert hold_record(redis_client, blk["reclaim_bound"],
+                       bounded.hold["hold_id"])["status"] == "active"
 
 
 async def test_a_sale_being_finalised_keeps_its_seats(open_api, settings: Settings,
