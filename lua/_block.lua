@@ -87,32 +87,40 @@ local function end_hold(hold_id, rec, status, now)
 end
 
 -- Expire at most `limit` holds past their expiry and drop tombstones older than
--- `tombstone_ms` (nil: leave them to the sweeper, off the hot path). `now_s` and `limit`
--- are strings (see Speed above). `due` is meta's due_ms as read (nil: unknown): before it
--- nothing can have expired, and the hot path does not read HOLDS at all. Returns the number
--- of seats given back and a lower bound of the expiries left in HOLDS, as a string (nil:
--- HOLDS is empty).
-local function reclaim(now, now_s, limit, tombstone_ms, due)
+-- `tombstone_ms` (nil: leave them to the sweeper, off the hot path). `limit` is a string
+-- (see Speed above). `due` is meta's due_ms as read (nil: unknown): before it nothing can
+-- have expired, and the hot path does not read HOLDS at all. Returns the number of seats
+-- given back and a lower bound of the expiries left in HOLDS, as a string (nil: HOLDS is
+-- empty).
+local function reclaim(now, limit, tombstone_ms, due)
   if due and not tombstone_ms and now < tonumber(due) then return 0, due end
-  local freed, n, bound = 0, 0, nil
-  -- The earliest limit + 1 (stop is inclusive): the first one not expired bounds the rest.
-  local first = redis.call('ZRANGE', HOLDS, '0', limit, 'WITHSCORES')
-  local most = 2 * tonumber(limit)
-  for i = 1, #first, 2 do
-    local hold_id, expires_s = first[i], first[i + 1]
-    if i > most or tonumber(expires_s) > now then
-      bound = expires_s
-      break
+  -- HOLDS from its earliest: every hold looked at that has expired leaves it, so each look
+  -- starts at rank 0, and the first one that has not expired is the bound. The first look
+  -- takes 4, as a few at most have expired when fans keep the block busy; a backlog (the
+  -- sweeper's case) is read in one more.
+  local freed, n, seen, most = 0, 0, 0, tonumber(limit)
+  local bound, size, done = nil, 4, false
+  repeat
+    local batch = redis.call('ZRANGE', HOLDS, '0', string.format('%d', size - 1), 'WITHSCORES')
+    done = #batch < 2 * size  -- HOLDS ends in this batch
+    for i = 1, #batch, 2 do
+      local hold_id, expires_s = batch[i], batch[i + 1]
+      if seen == most or tonumber(expires_s) > now then
+        bound, done = expires_s, true
+        break
+      end
+      seen = seen + 1
+      local raw = redis.call('HGET', RECORDS, hold_id)
+      if raw then
+        local rec = cjson.decode(raw)
+        end_hold(hold_id, rec, 'expired', now)
+        freed, n = freed + rec.qty, n + 1
+      else
+        redis.call('ZREM', HOLDS, hold_id)
+      end
     end
-    local raw = redis.call('HGET', RECORDS, hold_id)
-    if raw then
-      local rec = cjson.decode(raw)
-      end_hold(hold_id, rec, 'expired', now)
-      freed, n = freed + rec.qty, n + 1
-    else
-      redis.call('ZREM', HOLDS, hold_id)
-    end
-  end
+    size = most - seen + 1  -- the rest of the limit, and one more for the bound
+  until done
   if n > 0 then redis.call('HINCRBY', META, 'expired', n) end
   if not tombstone_ms then return freed, bound end
   -- Off the hot path: tombstones past their time, and a step of the scan for client

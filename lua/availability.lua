@@ -8,8 +8,8 @@
 --   | {-1} when the block is not loaded. available = capacity - held - sold.
 local m = redis.call('HMGET', META, 'capacity', 'held', 'sold', 'price_cents', 'active')
 if not m[1] then return {-1} end
-local now, now_s = now_ms()
-local freed = reclaim(now, now_s, ARGV[1], tonumber(ARGV[2]))
+local now = now_ms()
+local freed = reclaim(now, ARGV[1], tonumber(ARGV[2]))
 local left = redis.call('ZCOUNT', HOLDS, '-inf', now)
 local c = redis.call('HMGET', META, 'held', 'sold')
 return {tonumber(m[1]), tonumber(c[1]), tonumber(c[2]), tonumber(m[4]), tonumber(m[5]), freed, left}

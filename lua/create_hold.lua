@@ -31,7 +31,7 @@ local kind, capacity, spr = m[1], tonumber(m[2]), tonumber(m[3])
 local price = tonumber(m[4])
 
 local now, now_s = now_ms()
-local freed, due = reclaim(now, now_s, ARGV[8], nil, m[8])
+local freed, due = reclaim(now, ARGV[8], nil, m[8])
 local held = tonumber(m[6]) - freed  -- as it is after the reclaim
 
 local field = 'c:' .. client

@@ -26,8 +26,8 @@ end
 local m = redis.call('HMGET', META, 'kind', 'capacity', 'rows', 'seats_per_row')
 if not m[1] then return {0, 'no_block'} end
 local kind, capacity, rows, spr = m[1], tonumber(m[2]), tonumber(m[3]), tonumber(m[4])
-local now, now_s = now_ms()
-reclaim(now, now_s, ARGV[5], tonumber(ARGV[6]))
+local now = now_ms()
+reclaim(now, ARGV[5], tonumber(ARGV[6]))
 
 local mode, seats = nil, {}
 local raw = redis.call('HGET', RECORDS, hold_id)

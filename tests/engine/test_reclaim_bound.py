@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 import redis
 import redis.asyncio as aredis
 
@@ -90,4 +91,24 @@ async def test_an_unknown_bound_reads_the_holds(
     new = await engine.create(block, 8, owner="", client="b")  # only fits once `old` is gone
     assert (await engine.get(old.hold_id)).status == "expired"
     assert due(redis_client, block) == new.expires_ms
+    assert_block_ok(redis_client, block)
+
+
+@pytest.mark.parametrize("backlog", [1, 4, 5, 12])
+async def test_one_hold_reclaims_a_backlog_and_bounds_what_is_left(
+    redis_client: redis.Redis, aredis_client: aredis.Redis, backlog: int
+) -> None:
+    """However many have expired (under the limit), one call reclaims them all, reading the
+    holds zset in more than one look if it must, and the bound is the first live expiry."""
+    engine = make_engine(aredis_client)
+    block = load_ga(redis_client, 100)
+    gone = [await engine.create(block, 1, owner="", client=f"old-{i}") for i in range(backlog)]
+    live = [await engine.create(block, 2, owner="", client=f"live-{i}") for i in range(2)]
+    for hold in gone:
+        force_expire(redis_client, block, hold.hold_id)
+
+    await engine.create(block, 1, owner="", client="next")
+    assert meta(redis_client, block)["expired"] == str(backlog)
+    assert meta(redis_client, block)["held"] == "5"
+    assert due(redis_client, block) == live[0].expires_ms == earliest(redis_client, block)
     assert_block_ok(redis_client, block)
