@@ -116,10 +116,10 @@ def compare(snap: Snapshot, exp: Expected, *, stale_after_ms: int) -> list[Findi
     if wrong:
         findings.append(Finding(CLIENT_COUNTER, f"{len(wrong)} clients' active-hold counts "
                                                 "are wrong"))
-    due = snap.meta.get("due_ms")
-    if due is not None and snap.holds and int(due) > min(snap.holds.values()):
+    due, earliest = snap.meta.get("due_ms"), min(snap.holds.values(), default=None)
+    if due is not None and earliest is not None and int(due) > earliest:
         findings.append(Finding(RECLAIM_BOUND, f"due_ms is {due}, an active hold expires at "
-                                               f"{min(snap.holds.values())}"))
+                                               f"{earliest}"))
     if (snap.meta.get("price_cents") != str(exp.price_cents)
             or snap.meta.get("active") != ("1" if exp.active else "0")):
         findings.append(Finding(SETTINGS, f"price {snap.meta.get('price_cents')}/active "

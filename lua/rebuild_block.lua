@@ -116,17 +116,13 @@ repeat
     tats[string.sub(scan[2][i], 3)] = tat
   end
 until cursor == '0'
+for client in pairs(clients) do tats[client] = tats[client] or 0 end
 for client, tat in pairs(tats) do
   local entry = client_entry(clients[client] or 0, tat, now)
   if entry then
     redis.call('HSET', RECORDS, 'c:' .. client, entry)
   else
     redis.call('HDEL', RECORDS, 'c:' .. client)
-  end
-end
-for client, n in pairs(clients) do
-  if not tats[client] then
-    redis.call('HSET', RECORDS, 'c:' .. client, client_entry(n, 0, now))
   end
 end
 redis.call('HSET', META, 'kind', kind, 'capacity', capacity, 'rows', rows,
