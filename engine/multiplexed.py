@@ -131,8 +131,10 @@ class Multiplexed(asyncio.Protocol):
                     f"Error connecting to {self.address}: {failed}") from None
             replies = [loop.create_future() for _ in self.handshake]
             self._write(zip(self.handshake, replies, strict=True))
-            for reply in replies:
-                await reply  # a refused AUTH or SELECT fails the backlog with its error
+            # A refused AUTH or SELECT fails the backlog with its error; gather also takes
+            # the error of the replies after it (a SELECT after a refused AUTH is refused
+            # too), which asyncio would otherwise log as never retrieved.
+            await asyncio.gather(*replies)
         except BaseException as failed:
             if self._transport is not None:
                 self._transport.abort()

@@ -7,6 +7,7 @@ auto-pipeline's in test_autopipeline.py."""
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -66,6 +67,24 @@ async def test_password_and_database_are_sent_before_any_command(tmp_path: Path)
         assert all(isinstance(r, redis_errors.AuthenticationError) for r in refused), refused
         assert admin.get("n") == b"10"
         await wrong.aclose()
+
+
+async def test_a_refused_handshake_leaves_no_error_unretrieved(tmp_path: Path) -> None:
+    """After a refused AUTH the SELECT is refused too; its error is taken, not left for
+    asyncio to log as 'Future exception was never retrieved' on every reconnect."""
+    logged: list[str] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _, ctx: logged.append(ctx["message"]))
+    with private_redis(tmp_path) as port:
+        redis.Redis(port=port).config_set("requirepass", "s3cret")
+        wrong = Multiplexed("127.0.0.1", port, password="wrong", db=3)
+        for _ in range(3):
+            with pytest.raises(redis_errors.AuthenticationError):
+                await call(wrong, "PING")
+        await wrong.aclose()
+        del wrong
+        gc.collect()
+        await asyncio.sleep(0)
+    assert logged == []
 
 
 @asynccontextmanager
