@@ -98,9 +98,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    from workers.queues import run_worker
+    from workers.queues import default_processes, run_worker
 
-    run_worker(settings, burst=args.burst, with_cron=not args.no_cron)
+    run_worker(settings, burst=args.burst, with_cron=not args.no_cron,
+               processes=args.processes or default_processes())
     return 0
 
 
@@ -236,6 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="run the RQ worker and the hold sweeper")
     worker.add_argument("--burst", action="store_true", help="exit when the queues are empty")
     worker.add_argument("--no-cron", action="store_true", help="do not schedule the sweeper")
+    worker.add_argument("--processes", type=int, default=0, metavar="N",
+                        help="worker processes (default: one per CPU core)")
     worker.set_defaults(func=cmd_worker)
 
     rec = sub.add_parser("reconcile", help="compare Redis, the ledger and Stripe; --fix repairs")

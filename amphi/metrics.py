@@ -1,7 +1,9 @@
 """Prometheus metrics. Events counted where they happen (holds, Redis errors) are counters of
 the process; the totals that have a single source of truth (orders by status, tickets,
 scans, queue depth, holds expired inside Lua) are read from it when Prometheus scrapes, so
-they agree across API processes, workers and restarts.
+they agree across API processes, workers and restarts. The finalisation latency histogram
+is observed by the workers, wherever they run, and kept in RQ's Redis for the same reason
+(`record_finalize_latency`, `read_finalize_latency`).
 
 With several API processes (`amphi serve --workers N`) the process counters are shared
 through prometheus_client's multiprocess mode: `PROMETHEUS_MULTIPROC_DIR` is set by
@@ -28,7 +30,7 @@ from prometheus_client import (
     multiprocess,
     values,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 
@@ -86,6 +88,7 @@ class Totals:
     queue_failed: dict[str, int]
     holds_expired: int
     inventory: list[tuple[str, str, int, int, int]]  # date, section, available, held, sold
+    finalize_latency: FinalizeLatency | None = None
 
 
 class TotalsCollector(Collector):
@@ -118,6 +121,54 @@ class TotalsCollector(Collector):
             for state, n in (("available", available), ("held", held), ("sold", sold)):
                 seats.add_metric([day, section, state], n)
         yield seats
+        if t.finalize_latency is not None:
+            yield t.finalize_latency.family()
+
+
+FINALIZE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
+FINALIZE_KEY = "amphi:metrics:finalize_seconds"
+
+
+@dataclass(frozen=True, slots=True)
+class FinalizeLatency:
+    """Payment accepted (webhook, confirm) to tickets committed, over every worker."""
+
+    counts: dict[str, int]  # bucket upper bound ("+Inf" too) -> observations in it
+    total_seconds: float
+
+    def family(self) -> HistogramMetricFamily:
+        cumulative, buckets = 0, []
+        for le in [*map(str, FINALIZE_BUCKETS), "+Inf"]:
+            cumulative += self.counts.get(le, 0)
+            buckets.append((le, cumulative))
+        return HistogramMetricFamily(
+            "amphi_finalize_seconds", "Seconds from payment accepted to tickets committed",
+            buckets=buckets, sum_value=self.total_seconds)
+
+
+def _bucket(seconds: float) -> str:
+    return next((str(b) for b in FINALIZE_BUCKETS if seconds <= b), "+Inf")
+
+
+def record_finalize_latency(client: Any, seconds: list[float]) -> None:
+    """Add observations to the shared histogram: one pipelined round trip."""
+    if not seconds:
+        return
+    counts: dict[str, int] = {}
+    for s in seconds:
+        counts[_bucket(s)] = counts.get(_bucket(s), 0) + 1
+    pipe = client.pipeline(transaction=False)
+    for le, n in counts.items():
+        pipe.hincrby(FINALIZE_KEY, le, n)
+    pipe.hincrbyfloat(FINALIZE_KEY, "sum", sum(seconds))
+    pipe.execute()
+
+
+def read_finalize_latency(client: Any) -> FinalizeLatency:
+    raw = {k.decode() if isinstance(k, bytes) else k: v
+           for k, v in client.hgetall(FINALIZE_KEY).items()}
+    total = float(raw.pop("sum", 0) or 0)
+    return FinalizeLatency({le: int(n) for le, n in raw.items()}, total)
 
 
 def _gauge(name: str, doc: str, label: str, values: dict[str, int]) -> GaugeMetricFamily:

@@ -19,6 +19,7 @@ from amphi.payments import gateway
 from amphi.settings import Settings
 from amphi.signing import load_signer
 from api import admin, holds, ops, payments, scan, tickets, venues
+from api.coalesce import Coalescer
 from api.errors import HANDLERS
 from api.forwarded import ForwardedHeaders, TrustedProxies
 from api.middleware import RequestContext
@@ -27,7 +28,7 @@ from engine.connection import async_client, queue_client, sync_client
 from engine.holds import HoldEngine
 from ledger.catalog import load_catalog
 from ledger.db import async_engine, async_session_factory, session_factory, sync_engine
-from workers import jobs
+from workers import finalize, jobs
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,21 @@ def _tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
+
+
+def _purchase_batchers(queue: Queue, deps: finalize.Deps) -> tuple[
+        Coalescer[finalize.Payment, None], Coalescer[finalize.Payment, finalize.Outcome]]:
+    """The webhooks' payments go to the queue, and the confirms' to finalisation, in batches
+    (api/coalesce.py says why)."""
+    def enqueue(batch: list[finalize.Payment]) -> list[None]:
+        jobs.enqueue_payments(queue, batch)
+        return [None] * len(batch)
+
+    def confirm(batch: list[finalize.Payment]) -> list[finalize.Outcome]:
+        outcomes = finalize.finalize_orders(deps, batch)
+        return [outcomes[p.order_id] for p in batch]
+
+    return Coalescer(enqueue), Coalescer(confirm, max_batch=50)
 
 
 def create_app(settings: Settings | None = None, *,
@@ -92,6 +108,8 @@ def create_app(settings: Settings | None = None, *,
                 redis=sync_redis, sessions=app.state.sync_sessions, payments=app.state.payments,
                 queue=queue, signer=app.state.signer,
             )
+            app.state.payments_queue, app.state.confirms = _purchase_batchers(
+                queue, app.state.finalize_deps)
             refresher = asyncio.create_task(
                 _refresh_catalog(app, settings.catalog_refresh_seconds)
             )
@@ -103,6 +121,9 @@ def create_app(settings: Settings | None = None, *,
             for task in (refresher, log_flusher):
                 if task:
                     task.cancel()
+            for batcher in ("payments_queue", "confirms"):
+                if getattr(app.state, batcher, None):
+                    await getattr(app.state, batcher).aclose()
             for handler in logging.getLogger().handlers:
                 handler.flush()  # the access lines still buffered
             if getattr(app.state, "holds", None) and app.state.holds.pipeline:

@@ -77,13 +77,14 @@ async def readyz(request: Request) -> JSONResponse:
                         status_code=200 if ready else 503)
 
 
-def _queues(queue: Queue) -> tuple[dict[str, int], dict[str, int]]:
-    """Jobs waiting, and jobs failed for good, in each of our queues."""
+def _queues(queue: Queue) -> tuple[dict[str, int], dict[str, int], metrics.FinalizeLatency]:
+    """Jobs waiting, and jobs failed for good, in each of our queues; the workers' latency
+    histogram (kept beside the queues)."""
     waiting, failed = {}, {}
-    for name in (jobs.DEFAULT, jobs.MAINTENANCE):
+    for name in jobs.QUEUES:
         q = Queue(name, connection=queue.connection)
         waiting[name], failed[name] = q.count, q.failed_job_registry.count
-    return waiting, failed
+    return waiting, failed, metrics.read_finalize_latency(queue.connection)
 
 
 async def prometheus(request: Request) -> Response:
@@ -93,13 +94,14 @@ async def prometheus(request: Request) -> Response:
         tickets = await stats.tickets_by_kind(session)
         scans = await stats.scans_by_result(session)
     blocks = await block_stats(state.redis)
-    waiting, failed = await run_in_threadpool(_queues, state.queue)
+    waiting, failed, latency = await run_in_threadpool(_queues, state.queue)
     totals = metrics.Totals(
         orders_by_status=orders,
         tickets_by_kind=tickets,
         scans_by_result=scans,
         queue_depth=waiting,
         queue_failed=failed,
+        finalize_latency=latency,
         holds_expired=sum(b.expired for b in blocks),
         inventory=[(b.block.event_date.isoformat(), b.block.section, b.counts.available,
                     b.counts.held, b.counts.sold) for b in blocks],

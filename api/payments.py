@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
+from collections.abc import Awaitable
 from typing import Any
 
 import stripe
@@ -18,10 +20,13 @@ from amphi.payments import PaymentGateway
 from api import shapes
 from api.auth import Principal, optional_principal
 from api.inputs import field_uuid, json_body
+from engine import sales
 from engine.geometry import Geometry
 from engine.holds import HoldEngine
+from engine.keys import BlockKeys
+from engine.sales import SaleRequest
 from ledger.models import Order, OrderStatus
-from ledger.orders import Buyer, LineSpec, create_order, order_for_hold
+from ledger.orders import Buyer, LineSpec, PaidOrder, create_order, order_for_hold, paid_order
 from workers import finalize, jobs
 
 log = logging.getLogger(__name__)
@@ -146,7 +151,9 @@ async def confirm(request: Request) -> JSONResponse:
         intent = await run_in_threadpool(payments.retrieve, intent_id)
         if intent.status != "succeeded":
             raise errors.PaymentNotCompleted(status=intent.status)
-    status = await run_in_threadpool(finalize.finalize_order, state.finalize_deps, order_id)
+    # Finalised in this request, batched with the other confirms of this moment: the seats
+    # are sold and the tickets written when it answers.
+    status = await state.confirms.submit(finalize.Payment(order_id, accepted_at=time.time()))
     if status not in CONFIRM_MESSAGES:
         raise errors.CheckoutConflict(f"This order is {status.value}; it cannot be confirmed.")
     return shapes.ok({"order_number": number, "status": status.value.upper(),
@@ -178,23 +185,43 @@ async def stripe_webhook(request: Request) -> JSONResponse:
         log.warning("webhook intent names no order", extra={"intent": intent["id"]})
         return shapes.ok({"received": True, "handled": False})
     logs.bind(order_id=str(order_id), stripe_event=event["id"])
-    async with request.app.state.sessions() as session:
-        order = await session.get(Order, order_id)
+    state = request.app.state
+    async with state.sessions() as session:
+        order = await paid_order(session, order_id)
     if order is None or order.payment_intent_id != intent["id"]:
         log.warning("webhook for an unknown order or intent", extra={"intent": intent["id"]})
         return shapes.ok({"received": True, "handled": False})
-    queue = request.app.state.queue
-    try:
-        if etype == "payment_intent.succeeded":
-            await run_in_threadpool(jobs.enqueue_finalize, queue, order_id, event["id"], etype)
-        else:
-            await run_in_threadpool(jobs.enqueue_fail, queue, order_id, event["id"], etype,
-                                    FAILED_EVENTS[etype])
-    except Exception as exc:  # Stripe retries on an error status; nothing was recorded
-        log.exception("could not enqueue webhook work")
-        raise errors.ServiceUnavailable() from exc
+    logs.bind(hold_id=str(order.hold_id))
+    if etype == "payment_intent.succeeded":
+        await _secure_seats(state.redis, order)
+        payment = finalize.Payment(order_id, finalize.StripeEventRef(event["id"], etype),
+                                   accepted_at=time.time())
+        await _queued(state.payments_queue.submit(payment))
+    else:
+        await _queued(run_in_threadpool(jobs.enqueue_fail, state.queue, order_id, event["id"],
+                                        etype, FAILED_EVENTS[etype]))
     log.info("webhook accepted", extra={"event_type": etype})
     return shapes.ok({"received": True, "handled": True})
+
+
+async def _secure_seats(redis: Any, order: PaidOrder) -> None:
+    """Sell the paid order its seats now, before any queue: from here a backlog can delay
+    its tickets, never cost its seats. Finalisation replays this sale. No seats left (the
+    hold had ended and the section sold out) is for finalisation to settle: a refund."""
+    request = SaleRequest(BlockKeys(order.event_date, order.section_slug), str(order.order_id),
+                          str(order.hold_id), order.quantity, order.seats)
+    sale = await sales.asell(redis, request)
+    log.info("seats secured", extra={"mode": sale.mode if sale else "none",
+                                     "seats": sale.seats if sale else []})
+
+
+async def _queued(enqueue: Awaitable[Any]) -> None:
+    """Stripe retries on an error status: answer 503 when the work was not queued."""
+    try:
+        await enqueue
+    except Exception as exc:
+        log.warning("could not enqueue webhook work", extra={"error": repr(exc)})
+        raise errors.ServiceUnavailable() from exc
 
 
 routes = [

@@ -1,5 +1,7 @@
-"""Where held seats become sold: the synchronous wrapper of `lua/sell_hold.lua`, called by
-the order finalisation job once the payment is known to have succeeded."""
+"""Where held seats become sold: the wrappers of `lua/sell_hold.lua`. The request that
+learns a payment succeeded (webhook, confirm) sells the seats at once (`asell`), so a queue
+backlog can delay the tickets but never cost the seats; finalisation sells again, which
+replays the same sale (`sell_each`, one round trip for a batch of orders)."""
 
 from __future__ import annotations
 
@@ -30,24 +32,47 @@ def parse_sale(reply: list[Any]) -> Sale | None:
     return Sale(text(reply[1]), [int(i) for i in reply[2:]], replayed=code == 2)
 
 
-def sell(
-    client: scripts.Client,
-    block: keys.BlockKeys,
-    *,
-    order_id: str,
-    hold_id: str,
-    quantity: int,
-    preferred: list[int],
-) -> Sale | None:
+@dataclass(frozen=True, slots=True)
+class SaleRequest:
+    """A paid order's claim on its block: its hold, and the seats that hold had."""
+    block: keys.BlockKeys
+    order_id: str
+    hold_id: str
+    quantity: int
+    preferred: list[int]
+
+    def call(self) -> tuple[list[str], list[Any]]:
+        return ([*block_keys(self.block), self.block.sales],
+                [self.order_id, self.hold_id, self.quantity, ",".join(map(str, self.preferred)),
+                 RECLAIM_LIMIT, TOMBSTONE_MS])
+
+
+def sell(client: scripts.Client, block: keys.BlockKeys, *, order_id: str, hold_id: str,
+         quantity: int, preferred: list[int]) -> Sale | None:
     """Sell `order_id` its seats in `block`; running it again returns the same sale."""
-    reply = scripts.run(
-        client,
-        "sell_hold",
-        [*block_keys(block), block.sales],
-        [order_id, hold_id, quantity, ",".join(map(str, preferred)), RECLAIM_LIMIT,
-         TOMBSTONE_MS],
-    )
-    return parse_sale(reply)
+    request = SaleRequest(block, order_id, hold_id, quantity, preferred)
+    return parse_sale(scripts.run(client, "sell_hold", *request.call()))
+
+
+def sell_each(client: scripts.Client,
+              requests: list[SaleRequest]) -> list[Sale | errors.DomainError | None]:
+    """Every request's sale in one round trip; a block Redis lost is an error in its place
+    (only that order waits for the rebuild)."""
+    replies = scripts.run_each(client, "sell_hold", [r.call() for r in requests])
+    out: list[Sale | errors.DomainError | None] = []
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+        try:
+            out.append(parse_sale(reply))
+        except errors.ServiceUnavailable as exc:
+            out.append(exc)
+    return out
+
+
+async def asell(client: scripts.AsyncClient, request: SaleRequest) -> Sale | None:
+    """The seats of a payment that just succeeded, sold in the request that learnt it."""
+    return parse_sale(await scripts.arun(client, "sell_hold", *request.call()))
 
 
 def release_for_order(client: scripts.Client, block: keys.BlockKeys, hold_id: str) -> bool:

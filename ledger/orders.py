@@ -6,11 +6,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import Sequence, select, update
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import Sequence, func, select, update
+from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, joinedload, selectinload
 
-from ledger.models import Order, OrderLine, OrderStatus, StripeEvent
+from ledger.models import Order, OrderLine, OrderStatus, Section, StripeEvent
 
 ORDER_NUMBER_SEQ = Sequence("order_number_seq", start=100001)
 
@@ -74,12 +75,58 @@ def create_order(
 
 def lock_order(session: Session, order_id: uuid.UUID) -> Order | None:
     """The order row, locked until the transaction ends: finalisations of one order queue."""
-    return session.scalar(
+    found = lock_orders(session, [order_id])
+    return found[0] if found else None
+
+
+def lock_orders(session: Session, order_ids: list[uuid.UUID]) -> list[Order]:
+    """The orders, with their lines and section, locked until the transaction ends. Locked in
+    id order, so two transactions locking overlapping sets wait for each other instead of
+    deadlocking."""
+    return list(session.scalars(
         select(Order)
-        .where(Order.id == order_id)
-        .options(selectinload(Order.lines), selectinload(Order.section))
+        .where(Order.id.in_(order_ids))
+        .order_by(Order.id)
+        .options(selectinload(Order.lines), joinedload(Order.section))
         .with_for_update(of=Order)
-    )
+    ).unique())
+
+
+@dataclass(frozen=True, slots=True)
+class PaidOrder:
+    """What securing a paid order's seats needs: its hold, block and the seats it held."""
+    order_id: uuid.UUID
+    payment_intent_id: str | None
+    hold_id: uuid.UUID
+    event_date: date
+    section_slug: str
+    quantity: int
+    seats: list[int]
+
+
+async def paid_order(session: AsyncSession, order_id: uuid.UUID) -> PaidOrder | None:
+    """One query: the order, its section's slug and its lines' seats (none for GA)."""
+    seats = func.array_remove(
+        func.array_agg(aggregate_order_by(OrderLine.seat_index, OrderLine.line_no)), None)
+    row = (await session.execute(
+        select(Order.payment_intent_id, Order.hold_id, Order.event_date, Section.slug,
+               Order.quantity, seats)
+        .join(Section, Section.id == Order.section_id)
+        .outerjoin(OrderLine, OrderLine.order_id == Order.id)
+        .where(Order.id == order_id)
+        .group_by(Order.id, Section.slug)
+    )).first()
+    if row is None:
+        return None
+    return PaidOrder(order_id, row[0], row[1], row[2], row[3], row[4], list(row[5] or []))
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    event_id: str
+    event_type: str
+    payment_intent_id: str | None
+    order_id: uuid.UUID | None
 
 
 def record_stripe_event(
@@ -87,14 +134,23 @@ def record_stripe_event(
     order_id: uuid.UUID | None,
 ) -> bool:
     """Record a processed Stripe event; False if it was recorded before."""
+    return bool(record_stripe_events(
+        session, [EventRecord(event_id, event_type, payment_intent_id, order_id)]))
+
+
+def record_stripe_events(session: Session, events: list[EventRecord]) -> int:
+    """Record processed Stripe events in one statement; how many were new."""
+    if not events:
+        return 0
     inserted = session.execute(
         insert(StripeEvent)
-        .values(id=event_id, event_type=event_type, payment_intent_id=payment_intent_id,
-                order_id=order_id)
+        .values([{"id": e.event_id, "event_type": e.event_type,
+                  "payment_intent_id": e.payment_intent_id, "order_id": e.order_id}
+                 for e in events])
         .on_conflict_do_nothing(index_elements=[StripeEvent.id])
         .returning(StripeEvent.id)
-    ).first()
-    return inserted is not None
+    ).all()
+    return len(inserted)
 
 
 def expire_abandoned(session: Session, *, created_before: datetime) -> int:

@@ -7,6 +7,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
@@ -45,71 +46,97 @@ def festival_type_name(event_date: date) -> str:
     return f"Festival Day Pass - {event_date.strftime('%A, %B %-d, %Y')} (Complimentary)"
 
 
-def _ticket_type(session: Session, *, slug: str, name: str, kind: TicketKind,
-                 event_date: date, price_cents: int, is_comp: bool) -> TicketType:
-    # get-or-create that two concurrent finalisations cannot both create
-    session.execute(
-        insert(TicketType)
-        .values(id=uuid.uuid4(), slug=slug, name=name, kind=kind, event_date=event_date,
-                price_cents=price_cents, is_comp=is_comp, is_active=True)
-        .on_conflict_do_nothing(index_elements=[TicketType.slug])
-    )
-    return session.scalars(select(TicketType).where(TicketType.slug == slug)).one()
+def _ticket_types(session: Session, wanted: dict[str, dict[str, Any]]) -> dict[str, uuid.UUID]:
+    """slug -> id of each wanted ticket type, created if missing: one query once they
+    exist. Two concurrent finalisations cannot both create one (ON CONFLICT)."""
+    def found() -> dict[str, uuid.UUID]:
+        rows = session.execute(
+            select(TicketType.slug, TicketType.id).where(TicketType.slug.in_(wanted)))
+        return {slug: type_id for slug, type_id in rows}
+
+    ids = found()
+    missing = [{"id": uuid.uuid4(), "slug": slug, "is_active": True, **values}
+               for slug, values in wanted.items() if slug not in ids]
+    if missing:
+        session.execute(insert(TicketType).values(missing)
+                        .on_conflict_do_nothing(index_elements=[TicketType.slug]))
+        ids = found()
+    return ids
 
 
-def _signed(signer: Signer, ticket: Ticket) -> str:
-    return signer.sign(ticket_claims(code=ticket.code, ticket_id=str(ticket.id),
-                                     kind=ticket.kind.value,
-                                     event_date=ticket.event_date.isoformat()))
+def _types_of(order: Order, section: Section) -> dict[str, dict[str, Any]]:
+    day = order.event_date
+    return {
+        f"amph-{day.isoformat()}-{section.slug}": {
+            "name": amphitheater_type_name(day, section.name), "kind": TicketKind.AMPHITHEATER,
+            "event_date": day, "price_cents": order.unit_price_cents, "is_comp": False},
+        f"festival-day-{day.isoformat()}-comp": {
+            "name": festival_type_name(day), "kind": TicketKind.FESTIVAL_DAY,
+            "event_date": day, "price_cents": 0, "is_comp": True},
+    }
 
 
-def issue_tickets(session: Session, order: Order, section: Section,
-                  seats: list[IssuedSeat], signer: Signer) -> list[AmphitheaterTicket]:
-    """One amphitheatre ticket a seat, each with its comp festival day pass; every main
-    ticket's QR payload is signed so gates can verify it offline."""
-    amph_type = _ticket_type(
-        session, slug=f"amph-{order.event_date.isoformat()}-{section.slug}",
-        name=amphitheater_type_name(order.event_date, section.name),
-        kind=TicketKind.AMPHITHEATER, event_date=order.event_date,
-        price_cents=order.unit_price_cents, is_comp=False,
-    )
-    fest_type = _ticket_type(
-        session, slug=f"festival-day-{order.event_date.isoformat()}-comp",
-        name=festival_type_name(order.event_date), kind=TicketKind.FESTIVAL_DAY,
-        event_date=order.event_date, price_cents=0, is_comp=True,
-    )
-    issued = []
-    for line_no, place in enumerate(seats, start=1):
-        metadata = {"amphitheater": True, "section": section.name, "section_id": str(section.id),
-                    "row": place.row, "seat": place.seat,
-                    "event_date": order.event_date.isoformat(), "order_number": order.order_number}
-        main = Ticket(id=uuid.uuid4(), code=new_code("AMPH"), kind=TicketKind.AMPHITHEATER,
-                      ticket_type=amph_type,
-                      order_id=order.id, owner_user_id=order.user_id,
-                      owner_email=order.buyer_email, event_date=order.event_date,
-                      price_cents=order.unit_price_cents, ticket_metadata=metadata)
-        main.qr_payload = _signed(signer, main)
-        session.add(main)
-        session.flush()
-        festival = Ticket(id=uuid.uuid4(), code=new_code("FEST"), kind=TicketKind.FESTIVAL_DAY,
-                          ticket_type=fest_type, order_id=order.id,
-                          owner_user_id=order.user_id, owner_email=order.buyer_email,
-                          event_date=order.event_date, price_cents=0, is_comp=True,
-                          granted_by_id=main.id,
-                          ticket_metadata={"granted_by_amphitheater": main.code,
-                                           "event_date": order.event_date.isoformat()})
-        festival.qr_payload = _signed(signer, festival)
-        session.add(festival)
-        session.flush()
-        amph = AmphitheaterTicket(ticket_id=main.id, festival_day_ticket_id=festival.id,
-                                  order_id=order.id, line_no=line_no,
-                                  event_date=order.event_date, section_id=section.id,
-                                  seat_index=place.seat_index, row=place.row, seat=place.seat,
-                                  price_paid_cents=order.unit_price_cents)
-        session.add(amph)
-        issued.append(amph)
-    session.flush()
-    return issued
+def _signed(signer: Signer, ticket_id: uuid.UUID, code: str, kind: TicketKind,
+            event_date: date) -> str:
+    return signer.sign(ticket_claims(code=code, ticket_id=str(ticket_id), kind=kind.value,
+                                     event_date=event_date.isoformat()))
+
+
+def _ticket_row(signer: Signer, order: Order, kind: TicketKind, type_id: uuid.UUID, *,
+                price_cents: int, granted_by: uuid.UUID | None,
+                metadata: dict[str, Any]) -> dict[str, Any]:
+    ticket_id = uuid.uuid4()
+    code = new_code("AMPH" if kind == TicketKind.AMPHITHEATER else "FEST")
+    return {"id": ticket_id, "code": code, "kind": kind, "ticket_type_id": type_id,
+            "order_id": order.id, "owner_user_id": order.user_id,
+            "owner_email": order.buyer_email, "event_date": order.event_date,
+            "price_cents": price_cents, "is_comp": granted_by is not None,
+            "granted_by_id": granted_by, "ticket_metadata": metadata,
+            "qr_payload": _signed(signer, ticket_id, code, kind, order.event_date)}
+
+
+def issue_tickets(session: Session, orders: list[tuple[Order, list[IssuedSeat]]],
+                  signer: Signer) -> int:
+    """One amphitheatre ticket a seat, each with its comp festival day pass, for every
+    (order, seats); every QR payload is signed so gates can verify it offline. Three
+    statements for the whole batch (each order needs its `section` loaded). Returns the
+    number of amphitheatre tickets."""
+    if not orders:
+        return 0
+    wanted: dict[str, dict[str, Any]] = {}
+    for order, _ in orders:
+        wanted |= _types_of(order, order.section)
+    type_ids = _ticket_types(session, wanted)
+    mains: list[dict[str, Any]] = []
+    passes: list[dict[str, Any]] = []
+    amph: list[dict[str, Any]] = []
+    for order, seats in orders:
+        section, day = order.section, order.event_date.isoformat()
+        amph_type, fest_type = (type_ids[slug] for slug in _types_of(order, section))
+        for line_no, place in enumerate(seats, start=1):
+            main = _ticket_row(
+                signer, order, TicketKind.AMPHITHEATER, amph_type,
+                price_cents=order.unit_price_cents, granted_by=None,
+                metadata={"amphitheater": True, "section": section.name,
+                          "section_id": str(section.id), "row": place.row, "seat": place.seat,
+                          "event_date": day, "order_number": order.order_number})
+            festival = _ticket_row(
+                signer, order, TicketKind.FESTIVAL_DAY, fest_type, price_cents=0,
+                granted_by=main["id"],
+                metadata={"granted_by_amphitheater": main["code"], "event_date": day})
+            mains.append(main)
+            passes.append(festival)
+            amph.append({"id": uuid.uuid4(), "ticket_id": main["id"],
+                         "festival_day_ticket_id": festival["id"], "order_id": order.id,
+                         "line_no": line_no, "event_date": order.event_date,
+                         "section_id": section.id, "seat_index": place.seat_index,
+                         "row": place.row, "seat": place.seat,
+                         "price_paid_cents": order.unit_price_cents})
+    # One INSERT of many rows: a pass's granted_by row comes earlier in the same statement,
+    # and PostgreSQL checks the foreign key at the statement's end.
+    session.execute(insert(Ticket), mains + passes)
+    session.execute(insert(AmphitheaterTicket), amph)
+    return len(amph)
 
 
 def _owned_by(user_id: str, email: str) -> ColumnElement[bool]:

@@ -4,6 +4,7 @@ written as an .eml file to OUTBOX_DIR when no SMTP server is configured."""
 
 from __future__ import annotations
 
+import contextlib
 import html
 import logging
 import smtplib
@@ -72,28 +73,56 @@ def build_message(settings: Settings, order: Order,
     return msg
 
 
-def deliver(settings: Settings, msg: EmailMessage) -> str:
-    if not settings.smtp_url:
-        outbox = Path(settings.outbox_dir)
-        outbox.mkdir(parents=True, exist_ok=True)
-        path = outbox / f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.eml"
-        path.write_bytes(msg.as_bytes())
-        return f"written {path}"
-    url = urlsplit(settings.smtp_url)
-    options = parse_qs(url.query)
-    host, port = url.hostname or "localhost", url.port
-    smtp_cls = smtplib.SMTP_SSL if url.scheme == "smtps" else smtplib.SMTP
-    with smtp_cls(host, port or (465 if url.scheme == "smtps" else 25), timeout=30) as smtp:
+class Mailer:
+    """Delivers a batch of messages: over one SMTP connection, opened at the first message
+    (a new connection and handshake per email would cost more than the email), or into the
+    outbox directory when no SMTP server is configured."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.smtp: smtplib.SMTP | None = None
+
+    def __enter__(self) -> Mailer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.smtp is not None:
+            with contextlib.suppress(smtplib.SMTPException, OSError):
+                self.smtp.quit()
+            self.smtp = None
+
+    def _connect(self) -> smtplib.SMTP:
+        url = urlsplit(self.settings.smtp_url)
+        options = parse_qs(url.query)
+        host = url.hostname or "localhost"
+        smtp_cls = smtplib.SMTP_SSL if url.scheme == "smtps" else smtplib.SMTP
+        smtp = smtp_cls(host, url.port or (465 if url.scheme == "smtps" else 25), timeout=30)
         if options.get("starttls", ["0"])[0] in ("1", "true"):
             smtp.starttls()
         if url.username:
             smtp.login(unquote(url.username), unquote(url.password or ""))
-        smtp.send_message(msg)
-    return f"sent via {host}"
+        return smtp
+
+    def deliver(self, msg: EmailMessage) -> str:
+        if not self.settings.smtp_url:
+            outbox = Path(self.settings.outbox_dir)
+            outbox.mkdir(parents=True, exist_ok=True)
+            path = outbox / f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.eml"
+            path.write_bytes(msg.as_bytes())
+            return f"written {path}"
+        if self.smtp is None:
+            self.smtp = self._connect()
+        try:
+            self.smtp.send_message(msg)
+        except (smtplib.SMTPServerDisconnected, OSError):
+            self.smtp = None  # the next message (or the job's retry) connects afresh
+            raise
+        return f"sent via {urlsplit(self.settings.smtp_url).hostname}"
 
 
-def send_order_email(settings: Settings, sessions: sessionmaker, order_id: uuid.UUID) -> str:
-    """Send once: a send that failed raises (RQ retries); a sent one is not sent again."""
+def _send_one(settings: Settings, sessions: sessionmaker, mailer: Mailer,
+              order_id: uuid.UUID) -> str:
+    """Send once: a sent order is not sent again; a failed send raises."""
     with sessions.begin() as session:
         order = lock_order(session, order_id)
         if order is None:
@@ -101,7 +130,26 @@ def send_order_email(settings: Settings, sessions: sessionmaker, order_id: uuid.
         if order.email_sent_at is not None:
             return "already sent"
         msg = build_message(settings, order, tickets_of_order(session, order.id))
-        outcome = deliver(settings, msg)
+        outcome = mailer.deliver(msg)
         order.email_sent_at = datetime.now(UTC)
     log.info("confirmation email", extra={"order_id": str(order_id), "outcome": outcome})
     return outcome
+
+
+def send_order_emails(settings: Settings, sessions: sessionmaker,
+                      order_ids: list[uuid.UUID]) -> dict[str, str]:
+    """Each order's confirmation, sent once (its own transaction marks it sent). Raises after
+    trying them all if any failed: the retry sends only those."""
+    outcomes: dict[str, str] = {}
+    failed: dict[str, Exception] = {}
+    with Mailer(settings) as mailer:
+        for order_id in order_ids:
+            try:
+                outcomes[str(order_id)] = _send_one(settings, sessions, mailer, order_id)
+            except Exception as exc:
+                log.warning("confirmation email failed",
+                            extra={"order_id": str(order_id), "error": repr(exc)})
+                failed[str(order_id)] = exc
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {len(order_ids)} emails not sent: {failed}")
+    return outcomes

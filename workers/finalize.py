@@ -1,22 +1,29 @@
-"""Order finalisation: a succeeded payment becomes sold seats, tickets and festival passes,
-exactly once, whatever runs it (webhook job, demo confirm, manual confirm, reconcile) and
-however often. Each step is safe to repeat:
+"""Order finalisation: succeeded payments become sold seats, tickets and festival passes,
+exactly once, whatever runs it (the webhook's job, demo or manual confirm, reconcile) and
+however often. A batch of payments is finalised in one transaction:
 
-1. lock the order; a final order only records the event. Pending becomes paid.
-2. Redis: `sell_hold.lua` sells the order its seats. It is idempotent per order, so a
-   rerun gets the same seats. If the hold ended, it re-takes the same seats or the best
-   available; if none are left, the order needs a refund.
-3. lock the order again; unless it was completed meanwhile, write the tickets and comp
-   passes and mark it completed, in one transaction with the Stripe event id.
-4. after the commit: enqueue the email, or issue the refund.
+1. lock the orders (in id order: concurrent batches wait, never deadlock); a final order
+   only records its Stripe event.
+2. Redis: `sell_hold.lua` sells every open order its seats, one pipelined round trip. It
+   is idempotent per order: the request that accepted the payment already sold them, so
+   this replays that sale. If the hold had ended before the payment arrived, the sale
+   re-takes the same seats or the best available; if none are left, the order needs a
+   refund.
+3. write every sold order's tickets and comp passes, mark the orders completed, record the
+   Stripe events: a few statements and one commit for the whole batch.
+4. after the commit: enqueue the emails (one job), issue the refunds.
+
+When a batch fails, its payments are finalised one at a time, so one order that cannot be
+(its block not loaded in Redis, say) never holds up the others.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import redis
@@ -29,10 +36,16 @@ from engine import sales
 from engine.geometry import Geometry
 from engine.keys import BlockKeys
 from ledger.models import Order, OrderStatus, SectionType
-from ledger.orders import OPEN, lock_order, record_stripe_event
+from ledger.orders import OPEN, EventRecord, lock_order, lock_orders, record_stripe_events
 from ledger.tickets import IssuedSeat, issue_tickets
 
 log = logging.getLogger(__name__)
+
+NO_SEATS_LEFT = "The section had no seats left when the payment arrived."
+
+
+def _ignore(_: list[float]) -> None:
+    pass
 
 
 @dataclass(frozen=True)
@@ -40,8 +53,10 @@ class Deps:
     redis: redis.Redis
     sessions: sessionmaker
     payments: PaymentGateway
-    enqueue_email: Callable[[uuid.UUID], None]
+    enqueue_emails: Callable[[list[uuid.UUID]], None]
     signer: Signer
+    # seconds from payment accepted to tickets committed, of each order this call completed
+    observe_latency: Callable[[list[float]], None] = field(default=_ignore)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,14 +65,26 @@ class StripeEventRef:
     type: str
 
 
+@dataclass(frozen=True, slots=True)
+class Payment:
+    """A succeeded payment to finalise: its order, the Stripe event that reported it (none
+    for a confirm) and when it was accepted (epoch seconds), for the latency histogram."""
+    order_id: uuid.UUID
+    event: StripeEventRef | None = None
+    accepted_at: float | None = None
+
+
+Outcome = OrderStatus | Exception
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _record(session: Session, order: Order, event: StripeEventRef | None) -> None:
-    if event is not None:
-        record_stripe_event(session, event_id=event.id, event_type=event.type,
-                            payment_intent_id=order.payment_intent_id, order_id=order.id)
+def sale_request(order: Order) -> sales.SaleRequest:
+    return sales.SaleRequest(
+        BlockKeys(order.event_date, order.section.slug), str(order.id), str(order.hold_id),
+        order.quantity, [ln.seat_index for ln in order.lines if ln.seat_index is not None])
 
 
 def _seats(order: Order, sale: sales.Sale) -> list[IssuedSeat]:
@@ -69,58 +96,106 @@ def _seats(order: Order, sale: sales.Sale) -> list[IssuedSeat]:
     return [IssuedSeat(i, place.row, place.seat) for i, place in places]
 
 
+def _sell_and_issue(deps: Deps, session: Session,
+                    orders: list[Order]) -> list[tuple[Order, sales.Sale]]:
+    """Inside the batch's transaction: sell the open orders their seats, write the tickets of
+    those that got seats, mark the rest for a refund. Returns what was sold."""
+    open_orders = [o for o in orders if o.status in OPEN]
+    if not open_orders:
+        return []
+    found = sales.sell_each(deps.redis, [sale_request(o) for o in open_orders])
+    now, sold, issues = _now(), [], []
+    for order, sale in zip(open_orders, found, strict=True):
+        if isinstance(sale, Exception):
+            raise sale  # the block is not loaded: only this order must wait (one by one)
+        order.paid_at = order.paid_at or now
+        if sale is None:
+            order.status, order.failure_reason = OrderStatus.REFUND_REQUIRED, NO_SEATS_LEFT
+            continue
+        seats = _seats(order, sale)
+        if [ln.seat_index for ln in order.lines] != [s.seat_index for s in seats]:
+            for line, seat in zip(order.lines, seats, strict=True):
+                line.seat_index, line.row, line.seat = seat.seat_index, seat.row, seat.seat
+        order.status, order.completed_at = OrderStatus.COMPLETED, now
+        sold.append((order, sale))
+        issues.append((order, seats))
+    issue_tickets(session, issues, deps.signer)
+    return sold
+
+
+def _finalize_batch(deps: Deps, payments: Sequence[Payment]) -> dict[uuid.UUID, Outcome]:
+    ids = sorted({p.order_id for p in payments})
+    with deps.sessions.begin() as session:
+        orders = lock_orders(session, ids)
+        sold = _sell_and_issue(deps, session, orders)
+        by_id = {o.id: o for o in orders}
+        seen: set[str] = set()
+        events = []
+        for p in payments:
+            if p.event and p.event.id not in seen and p.order_id in by_id:
+                seen.add(p.event.id)
+                events.append(EventRecord(p.event.id, p.event.type,
+                                          by_id[p.order_id].payment_intent_id, p.order_id))
+        record_stripe_events(session, events)
+        outcomes: dict[uuid.UUID, Outcome] = {o.id: o.status for o in orders}
+    for missing in set(ids) - by_id.keys():
+        outcomes[missing] = errors.OrderNotFound()
+        log.error("finalisation of an unknown order", extra={"order_id": str(missing)})
+    _after_commit(deps, payments, sold)
+    for order_id, outcome in outcomes.items():
+        if outcome == OrderStatus.REFUND_REQUIRED:
+            outcomes[order_id] = _refund(deps, order_id)
+    return outcomes
+
+
+def _after_commit(deps: Deps, payments: Sequence[Payment],
+                  sold: list[tuple[Order, sales.Sale]]) -> None:
+    if not sold:
+        return
+    for order, sale in sold:
+        log.info("tickets issued", extra={"order_id": str(order.id),
+                                          "hold_id": str(order.hold_id), "mode": sale.mode,
+                                          "tickets": order.quantity, "seats": sale.seats})
+    done = {order.id for order, _ in sold}
+    committed = time.time()
+    accepted = {p.order_id: p.accepted_at for p in payments if p.accepted_at}
+    deps.observe_latency([committed - accepted[i] for i in done if i in accepted])
+    deps.enqueue_emails(sorted(done))
+
+
+def finalize_orders(deps: Deps, payments: Sequence[Payment]) -> dict[uuid.UUID, Outcome]:
+    """Issue the tickets of paid orders (the caller has verified each payment): every
+    order's final status, or the exception that stopped it (it is safe to run again)."""
+    try:
+        return _finalize_batch(deps, payments)
+    except Exception as exc:
+        if len(payments) == 1:
+            return {payments[0].order_id: exc}
+        log.warning("batch finalisation failed; finalising its orders one at a time",
+                    extra={"orders": len(payments), "error": repr(exc)})
+    outcomes: dict[uuid.UUID, Outcome] = {}
+    for payment in payments:
+        try:
+            outcomes |= _finalize_batch(deps, [payment])
+        except Exception as exc:
+            outcomes[payment.order_id] = exc
+    return outcomes
+
+
 def finalize_order(deps: Deps, order_id: uuid.UUID, *,
                    event: StripeEventRef | None = None) -> OrderStatus:
-    """Issue the tickets of a paid order (the caller has verified the payment)."""
+    """One order's finalisation; raises what stopped it."""
     with logs.bound(order_id=str(order_id)):
-        with deps.sessions.begin() as session:
-            order = lock_order(session, order_id)
-            if order is None:
-                raise errors.OrderNotFound()
-            if order.status not in OPEN:
-                _record(session, order, event)
-                status = order.status
-            else:
-                if order.status != OrderStatus.PAID:
-                    order.status, order.paid_at = OrderStatus.PAID, _now()
-                status = OrderStatus.PAID
-            block = BlockKeys(order.event_date, order.section.slug)
-            hold_id, quantity = str(order.hold_id), order.quantity
-            preferred = [ln.seat_index for ln in order.lines if ln.seat_index is not None]
-        if status == OrderStatus.REFUND_REQUIRED:
-            return _refund(deps, order_id)
-        if status != OrderStatus.PAID:
-            return status
-
-        with logs.bound(hold_id=hold_id):
-            sale = sales.sell(deps.redis, block, order_id=str(order_id), hold_id=hold_id,
-                              quantity=quantity, preferred=preferred)
-            with deps.sessions.begin() as session:
-                order = lock_order(session, order_id)
-                assert order is not None
-                _record(session, order, event)
-                if order.status not in OPEN:
-                    return order.status
-                if sale is None:
-                    order.status = OrderStatus.REFUND_REQUIRED
-                    order.failure_reason = "The section had no seats left when the payment arrived."
-                else:
-                    seats = _seats(order, sale)
-                    for line, seat in zip(order.lines, seats, strict=True):
-                        line.seat_index, line.row, line.seat = seat.seat_index, seat.row, seat.seat
-                    issued = issue_tickets(session, order, order.section, seats, deps.signer)
-                    order.status, order.completed_at = OrderStatus.COMPLETED, _now()
-            if sale is None:
-                log.warning("no seats left for a paid order; refund required")
-                return _refund(deps, order_id)
-            log.info("tickets issued", extra={"mode": sale.mode, "tickets": len(issued),
-                                              "seats": sale.seats})
-            deps.enqueue_email(order_id)
-            return OrderStatus.COMPLETED
+        outcome = finalize_orders(deps, [Payment(order_id, event)])[order_id]
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
 
 
 def _refund(deps: Deps, order_id: uuid.UUID) -> OrderStatus:
     """Refund a paid order that could not be seated (Stripe); demo mode leaves it marked."""
+    log.warning("a paid order has no seats: refund",
+                extra={"order_id": str(order_id)})
     with deps.sessions.begin() as session:
         order = session.get(Order, order_id)
         assert order is not None
@@ -145,7 +220,9 @@ def fail_order(deps: Deps, order_id: uuid.UUID, *, event: StripeEventRef | None 
         order = lock_order(session, order_id)
         if order is None:
             raise errors.OrderNotFound()
-        _record(session, order, event)
+        if event is not None:
+            record_stripe_events(session, [EventRecord(event.id, event.type,
+                                                       order.payment_intent_id, order.id)])
         if order.status != OrderStatus.PENDING:
             return order.status
         order.status, order.failure_reason = OrderStatus.FAILED, reason

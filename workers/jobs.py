@@ -1,76 +1,136 @@
-"""The RQ jobs: module-level functions of plain ids, safe to run twice, retried with
-backoff, enqueued only after the transaction that made them necessary has committed."""
+"""The RQ jobs: module-level functions of plain values, safe to run twice, retried with
+backoff, enqueued only after the transaction that made them necessary has committed.
+
+Three queues, worked in this order by every worker process: finalisation (a job finalises
+a batch of payments), maintenance (the sweeps), email (a job sends a batch of orders'
+confirmations). Email has a queue of its own so that a backlog of emails never waits in
+front of a ticket; a job is one batch because RQ's own work per job (about a dozen Redis
+round trips) would otherwise cost more than the ticket.
+"""
 
 from __future__ import annotations
 
+import logging
 import uuid
+from collections.abc import Sequence
 
 from redis import Redis
 from rq import Queue, Retry
 from sqlalchemy.orm import sessionmaker
 
+from amphi import metrics
 from amphi.payments import PaymentGateway
 from amphi.signing import Signer
 from workers import context, email, finalize
 
+log = logging.getLogger(__name__)
+
 DEFAULT = "amphi"
 MAINTENANCE = "amphi-maintenance"
+EMAIL = "amphi-email"
+QUEUES = (DEFAULT, MAINTENANCE, EMAIL)  # the order a worker takes jobs in
+
+EMAILS_PER_JOB = 20  # a job of 20 emails with their QR codes takes ~0.2 s
 
 # Backoff for work that must happen (tickets, emails): about 25 minutes in all.
 RETRY = Retry(max=6, interval=[2, 5, 15, 60, 300, 1200])
+KEEP_FAILED = 7 * 86400
+
+# A payment as a job carries it: order id, Stripe event id and type, accepted at (epoch s)
+PaymentArgs = tuple[str, str | None, str | None, float | None]
 
 
 def finalize_deps(*, redis: Redis, sessions: sessionmaker, payments: PaymentGateway,
                   queue: Queue, signer: Signer) -> finalize.Deps:
-    """What finalisation needs, with its emails enqueued on `queue`."""
+    """What finalisation needs: its emails go to the email queue beside `queue`, its
+    latencies to the histogram in `queue`'s Redis."""
+    emails = Queue(EMAIL, connection=queue.connection)
+
+    def observe(seconds: list[float]) -> None:
+        try:
+            metrics.record_finalize_latency(queue.connection, seconds)
+        except Exception as exc:  # the tickets are committed; a lost metric is not an error
+            log.warning("finalisation latency not recorded", extra={"error": repr(exc)})
+
     return finalize.Deps(redis=redis, sessions=sessions, payments=payments,
-                         enqueue_email=lambda order_id: enqueue_email(queue, order_id),
-                         signer=signer)
+                         enqueue_emails=lambda ids: enqueue_emails(emails, ids),
+                         signer=signer, observe_latency=observe)
 
 
-def deps(queue: Queue) -> finalize.Deps:
+def deps() -> finalize.Deps:
     return finalize_deps(redis=context.hold_redis(), sessions=context.sessions(),
-                         payments=context.payments(), queue=queue, signer=context.signer())
+                         payments=context.payments(), queue=context.queue(DEFAULT),
+                         signer=context.signer())
 
 
 def _event(event_id: str | None, event_type: str | None) -> finalize.StripeEventRef | None:
     return finalize.StripeEventRef(event_id, event_type or "") if event_id else None
 
 
+def payment_args(payment: finalize.Payment) -> PaymentArgs:
+    event = payment.event
+    return (str(payment.order_id), event.id if event else None, event.type if event else None,
+            payment.accepted_at)
+
+
+def finalize_payments(payments: Sequence[PaymentArgs]) -> dict[str, str]:
+    """Finalise a batch; fails (RQ retries it) if any order could not be, after the others
+    are done: they are final, so the retry only redoes the ones that failed."""
+    batch = [finalize.Payment(uuid.UUID(order_id), _event(event_id, event_type), accepted_at)
+             for order_id, event_id, event_type, accepted_at in payments]
+    outcomes = finalize.finalize_orders(deps(), batch)
+    failed = {str(k): v for k, v in outcomes.items() if isinstance(v, Exception)}
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {len(outcomes)} orders not finalised: {failed}")
+    return {str(k): str(v) for k, v in outcomes.items()}
+
+
 def finalize_order(order_id: str, event_id: str | None = None,
                    event_type: str | None = None) -> str:
-    status = finalize.finalize_order(
-        deps(context.queue(DEFAULT)), uuid.UUID(order_id), event=_event(event_id, event_type)
-    )
-    return status.value
+    return finalize_payments([(order_id, event_id, event_type, None)])[order_id]
 
 
 def fail_order(order_id: str, event_id: str | None = None, event_type: str | None = None,
                reason: str = "The payment failed.") -> str:
     status = finalize.fail_order(
-        deps(context.queue(DEFAULT)), uuid.UUID(order_id), event=_event(event_id, event_type),
-        reason=reason,
+        deps(), uuid.UUID(order_id), event=_event(event_id, event_type), reason=reason,
     )
     return status.value
 
 
-def send_order_email(order_id: str) -> str:
-    return email.send_order_email(context.settings(), context.sessions(), uuid.UUID(order_id))
+def send_order_emails(order_ids: Sequence[str]) -> dict[str, str]:
+    return email.send_order_emails(context.settings(), context.sessions(),
+                                   [uuid.UUID(i) for i in order_ids])
+
+
+def enqueue_payments(queue: Queue, payments: Sequence[finalize.Payment]) -> None:
+    """One job for the batch: what the webhooks accepted in the same moment."""
+    queue.enqueue(finalize_payments, [payment_args(p) for p in payments], retry=RETRY,
+                  job_timeout=120, failure_ttl=KEEP_FAILED,
+                  description=f"finalize {len(payments)} order(s): "
+                              f"{', '.join(str(p.order_id) for p in payments[:3])}"
+                              f"{' ...' if len(payments) > 3 else ''}")
 
 
 def enqueue_finalize(queue: Queue, order_id: uuid.UUID, event_id: str | None = None,
                      event_type: str | None = None) -> None:
-    queue.enqueue(finalize_order, str(order_id), event_id, event_type, retry=RETRY,
-                  job_timeout=120, failure_ttl=7 * 86400,
-                  description=f"finalize order {order_id}")
+    enqueue_payments(queue, [finalize.Payment(order_id, _event(event_id, event_type))])
 
 
 def enqueue_fail(queue: Queue, order_id: uuid.UUID, event_id: str | None,
                  event_type: str | None, reason: str) -> None:
     queue.enqueue(fail_order, str(order_id), event_id, event_type, reason, retry=RETRY,
-                  job_timeout=60, failure_ttl=7 * 86400)
+                  job_timeout=60, failure_ttl=KEEP_FAILED)
 
 
-def enqueue_email(queue: Queue, order_id: uuid.UUID) -> None:
-    queue.enqueue(send_order_email, str(order_id), retry=RETRY, job_timeout=120,
-                  failure_ttl=7 * 86400, description=f"email order {order_id}")
+def enqueue_emails(queue: Queue, order_ids: Sequence[uuid.UUID]) -> None:
+    """`queue` is the email queue; one job per EMAILS_PER_JOB orders, in one round trip."""
+    ids = [str(i) for i in order_ids]
+    chunks = [ids[i:i + EMAILS_PER_JOB] for i in range(0, len(ids), EMAILS_PER_JOB)]
+    queue.enqueue_many([
+        Queue.prepare_data(send_order_emails, args=(chunk,), retry=RETRY, timeout=300,
+                           failure_ttl=KEEP_FAILED,
+                           description=f"email {len(chunk)} order(s): {', '.join(chunk[:3])}"
+                                       f"{' ...' if len(chunk) > 3 else ''}")
+        for chunk in chunks
+    ])

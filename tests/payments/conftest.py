@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from rq import Queue, SimpleWorker
+from rq import Queue
 from sqlalchemy import Engine, text
 
 from amphi import devservices
@@ -40,6 +40,7 @@ from tests.payments._support import (
     worker_env,
 )
 from workers import context, jobs
+from workers.queues import AmphiWorker
 
 PAY_REDIS_URL = os.environ.get("TEST_PAYMENTS_REDIS_URL", "redis://127.0.0.1:6379/10")
 PAY_RQ_DB = int(os.environ.get("TEST_PAYMENTS_RQ_DB", "11"))
@@ -102,7 +103,13 @@ def rq_redis(settings: Settings) -> Iterator[redis.Redis]:
 
 @pytest.fixture
 def queue(rq_redis: redis.Redis) -> Queue:
+    """Finalisation's queue (the webhooks' batches)."""
     return Queue(jobs.DEFAULT, connection=rq_redis)
+
+
+@pytest.fixture
+def email_queue(rq_redis: redis.Redis) -> Queue:
+    return Queue(jobs.EMAIL, connection=rq_redis)
 
 
 @pytest.fixture
@@ -175,7 +182,8 @@ def reset_worker_context() -> None:
 
 
 class InProcessWorker:
-    """RQ's SimpleWorker in the test process, over the environment of given Settings."""
+    """The worker `amphi worker` runs, in the test process, over the environment of given
+    Settings."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, queue: Queue) -> None:
         self.monkeypatch = monkeypatch
@@ -188,12 +196,14 @@ class InProcessWorker:
         reset_worker_context()
 
     def run(self, settings: Settings, *, check: bool = True) -> None:
-        """Work the `amphi` queue until it is empty (jobs enqueued meanwhile included)."""
+        """Work every queue until they are empty (jobs enqueued meanwhile included)."""
         self.use(settings)
-        worker = SimpleWorker([self.queue], connection=self.queue.connection)
+        queues = [Queue(name, connection=self.queue.connection) for name in jobs.QUEUES]
+        worker = AmphiWorker(queues, connection=self.queue.connection)
         worker.work(burst=True)
         if check:
-            assert_no_failed_jobs(self.queue)
+            for queue in queues:
+                assert_no_failed_jobs(queue)
 
 
 @pytest.fixture

@@ -42,7 +42,7 @@ ISSUED = {"order_number", "status", "message"}
 
 async def test_demo_purchase_end_to_end(open_api, demo_settings: Settings, venue,
                                         redis_client: redis.Redis, ledger_engine: Engine,
-                                        queue) -> None:
+                                        email_queue) -> None:
     fan = bearer(demo_settings, "fan-1", "fan1@example.com")
     block = block_of("Orchestra Center")
     async with open_api(demo_settings) as api:
@@ -84,7 +84,7 @@ async def test_demo_purchase_end_to_end(open_api, demo_settings: Settings, venue
         after = assert_block_matches_ledger(redis_client, ledger_engine, "Orchestra Center")
         assert after.at(indices) == "SS"
         assert (after.held, after.sold) == (0, 2)
-        assert queue.count == 1  # the confirmation email, for the worker
+        assert email_queue.count == 1  # the confirmation email, for the worker
 
         mine = data(await api.get(MY_AMPH, headers=fan))
         assert len(mine) == 2

@@ -91,10 +91,12 @@ def assert_confirmation(msg: EmailMessage, order: dict, tickets: list[dict],
 
 
 async def test_email_over_smtp_once(open_api, demo_settings: Settings, venue,
-                                    ledger_engine: Engine, queue: Queue, worker) -> None:
+                                    ledger_engine: Engine, email_queue: Queue,
+                                    worker) -> None:
     order = await _completed_order(open_api, demo_settings, venue, 3, "mail.fan@example.com")
     tickets = one_set_of_tickets(ledger_engine, order["order_id"], 3)
-    assert [job.func_name for job in queue.get_jobs()] == ["workers.jobs.send_order_email"]
+    assert [(job.func_name, job.args) for job in email_queue.get_jobs()] == [
+        ("workers.jobs.send_order_emails", ([order["order_id"]],))]
     port = free_port()
     with smtp_server(port) as inbox:
         smtp = demo_settings.replace(smtp_url=f"smtp://127.0.0.1:{port}")
@@ -106,10 +108,10 @@ async def test_email_over_smtp_once(open_api, demo_settings: Settings, venue,
         assert order_row(ledger_engine, order["order_id"])["email_sent_at"] is not None
 
         # the job again (a retry, a second enqueue): nothing more is sent
-        jobs.enqueue_email(queue, uuid.UUID(order["order_id"]))
-        job = queue.get_jobs()[0]
+        jobs.enqueue_emails(email_queue, [uuid.UUID(order["order_id"])])
+        job = email_queue.get_jobs()[0]
         worker.run(smtp)
-        assert job.return_value() == "already sent"
+        assert job.return_value() == {order["order_id"]: "already sent"}
         assert len(inbox.received) == 1
     assert not list(Path(demo_settings.outbox_dir).glob("*"))  # SMTP, not the outbox
 
@@ -128,20 +130,20 @@ async def test_email_to_outbox_without_smtp(open_api, demo_settings: Settings, v
 
 
 async def test_failed_send_is_retried_and_never_blocks_the_tickets(
-    open_api, demo_settings: Settings, venue, ledger_engine: Engine, queue: Queue, worker,
-    redis_client: redis.Redis,
+    open_api, demo_settings: Settings, venue, ledger_engine: Engine, email_queue: Queue,
+    worker, redis_client: redis.Redis,
 ) -> None:
     order = await _completed_order(open_api, demo_settings, venue, 2, "unlucky@example.com")
     port = free_port()  # nothing listens there (yet)
     smtp = demo_settings.replace(smtp_url=f"smtp://127.0.0.1:{port}")
-    [job] = queue.get_jobs()
+    [job] = email_queue.get_jobs()
     worker.run(smtp, check=False)
 
-    job = Job.fetch(job.id, connection=queue.connection)
+    job = Job.fetch(job.id, connection=email_queue.connection)
     assert job.get_status() == JobStatus.SCHEDULED  # RQ retries it with backoff
     assert job.retries_left == jobs.RETRY.max - 1
-    with pytest.raises(ConnectionRefusedError):  # the job raises: that is what RQ retries
-        jobs.send_order_email(order["order_id"])
+    with pytest.raises(RuntimeError, match="ConnectionRefusedError"):  # what RQ retries
+        jobs.send_order_emails([order["order_id"]])
     # the tickets were issued and stay issued; only the email is pending
     row = order_row(ledger_engine, order["order_id"])
     assert (row["status"], row["email_sent_at"]) == ("completed", None)
@@ -149,11 +151,11 @@ async def test_failed_send_is_retried_and_never_blocks_the_tickets(
     assert not list(Path(demo_settings.outbox_dir).glob("*"))
 
     with smtp_server(port) as inbox:  # the mail server is back; the retry comes due
-        ScheduledJobRegistry(queue=queue).requeue(job.id)
+        ScheduledJobRegistry(queue=email_queue).requeue(job.id)
         worker.run(smtp)
         assert len(inbox.received) == 1
         assert_confirmation(inbox.messages()[0], order, tickets, "unlucky@example.com")
-        jobs.enqueue_email(queue, uuid.UUID(order["order_id"]))
+        jobs.enqueue_emails(email_queue, [uuid.UUID(order["order_id"])])
         worker.run(smtp)
         assert len(inbox.received) == 1
     assert order_row(ledger_engine, order["order_id"])["email_sent_at"] is not None

@@ -16,6 +16,7 @@ from amphi.payments import StripeGateway
 from amphi.settings import Settings
 from tests.api._support import BASE, assert_error, data
 from tests.payments._support import (
+    SUCCEEDED,
     DECLINED_CARD,
     WEBHOOK_SECRET,
     assert_block_matches_ledger,
@@ -207,7 +208,9 @@ async def test_signed_webhook_is_accepted_and_queued(open_api, demo_settings: Se
                                            "order_id": order["order_id"],
                                            "hold_id": hold["hold_id"]}})
         assert data(await deliver(api, event)) == HANDLED
-    assert [job.func_name for job in queue.get_jobs()] == ["workers.jobs.finalize_order"]
+    [job] = queue.get_jobs()  # one job, carrying the payment and its event
+    assert job.func_name == "workers.jobs.finalize_payments"
+    assert [p[:3] for p in job.args[0]] == [(order["order_id"], event["id"], SUCCEEDED)]
     worker.run(settings)
     one_set_of_tickets(ledger_engine, order["order_id"], 2)
     assert stripe_event_count(ledger_engine, event["id"]) == 1
