@@ -73,7 +73,8 @@ class StripeGateway:
     def __init__(self, settings: Settings) -> None:
         base = {"api": settings.stripe_api_base} if settings.stripe_api_base else None
         self.client = stripe.StripeClient(
-            settings.stripe_secret_key, base_addresses=base, max_network_retries=2
+            settings.stripe_secret_key, base_addresses=base, max_network_retries=2,
+            http_client=stripe.RequestsClient(timeout=settings.stripe_timeout_seconds),
         )
 
     def create_intent(self, *, order_id: str, hold_id: str, order_number: str,

@@ -65,6 +65,8 @@ class Settings:
     stripe_publishable_key: str = ""
     stripe_webhook_secret: str = ""
     stripe_api_base: str = ""  # a Stripe-compatible server (localstripe) for tests
+    stripe_timeout_seconds: int = 10  # one Stripe request, connect to last byte
+    stripe_max_concurrency: int = 16  # Stripe calls in flight per API process
     smtp_url: str = ""  # empty: confirmation emails go to outbox_dir as .eml files
     email_from: str = "Pacific Amphitheatre <tickets@pacific-amphitheatre.example>"
     outbox_dir: str = "outbox"
@@ -122,6 +124,10 @@ class Settings:
             "stripe_publishable_key": env.get("STRIPE_PUBLISHABLE_KEY", ""),
             "stripe_webhook_secret": env.get("STRIPE_WEBHOOK_SECRET", ""),
             "stripe_api_base": env.get("STRIPE_API_BASE", ""),
+            "stripe_timeout_seconds": _int(env, "STRIPE_TIMEOUT_SECONDS",
+                                           d.stripe_timeout_seconds, minimum=1),
+            "stripe_max_concurrency": _int(env, "STRIPE_MAX_CONCURRENCY",
+                                           d.stripe_max_concurrency, minimum=1),
             "smtp_url": env.get("SMTP_URL", ""),
             "email_from": env.get("EMAIL_FROM") or d.email_from,
             "outbox_dir": env.get("OUTBOX_DIR") or d.outbox_dir,

@@ -100,6 +100,7 @@ def create_app(settings: Settings | None = None, *,
             )
             app.state.sections_cache = venues.sections_loader(app)
             app.state.payments = gateway(settings)
+            app.state.stripe_slots = asyncio.Semaphore(settings.stripe_max_concurrency)
             app.state.signer = load_signer(settings.ticket_signing_key,
                                            settings.ticket_signing_key_file)
             app.state.queue = queue

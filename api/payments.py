@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import stripe
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -22,16 +25,28 @@ from api.auth import Principal, optional_principal
 from api.inputs import field_uuid, json_body
 from engine import sales
 from engine.geometry import Geometry
-from engine.holds import HoldEngine
+from engine.holds import Hold, HoldEngine
 from engine.keys import BlockKeys
 from engine.sales import SaleRequest
 from ledger.models import Order, OrderStatus
-from ledger.orders import Buyer, LineSpec, PaidOrder, create_order, order_for_hold, paid_order
+from ledger.orders import (
+    Buyer,
+    LineSpec,
+    PaidOrder,
+    attach_intent,
+    create_order,
+    next_order_number,
+    order_for_hold,
+    paid_order,
+)
 from workers import finalize, jobs
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 WEBHOOK_MAX_BYTES = 1_048_576
+STRIPE_QUEUE_SECONDS = 5  # a request waits this long for a free Stripe slot, then 503
 FAILED_EVENTS = {
     "payment_intent.payment_failed": "The payment failed.",
     "payment_intent.canceled": "The payment was canceled.",
@@ -83,44 +98,83 @@ async def checkout(request: Request) -> JSONResponse:
     logs.bind(hold_id=str(hold_id))
     hold = await engine.get(str(hold_id))
     _check_owner(hold.owner, principal, "hold")
+    payments: PaymentGateway = state.payments
 
     async with state.sessions() as session:
-        order = await session.run_sync(order_for_hold, hold_id)
+        order = None
+        if hold.status == "active" and hold.expires_ms > await engine.now_ms():
+            order = await _new_order(session, state, hold, buyer)
+        # a retried checkout (or one that lost the race to create the order)
+        order = order or await session.run_sync(order_for_hold, hold_id)
         if order is None:
-            if hold.status != "active" or hold.expires_ms <= await engine.now_ms():
-                raise errors.HoldNotActive("This seat hold has expired; please choose seats again.")
-            section = state.catalog.section_by_slug(hold.section)
-            geometry = Geometry(section.rows or 1, section.seats_per_row or 1)
-            lines = ([LineSpec(i, geometry.seat(i).row, geometry.seat(i).seat) for i in hold.seats]
-                     if section.reserved else [LineSpec(None, None, None)] * hold.quantity)
-            try:
-                order = await session.run_sync(
-                    lambda s: create_order(s, hold_id=hold_id, buyer=buyer, section_id=section.id,
-                                           event_date=hold.event_date,
-                                           unit_price_cents=hold.price_cents, lines=lines))
-                await session.commit()
-                log.info("order created", extra={"order_id": str(order.id),
-                                                 "order_number": order.order_number})
-            except IntegrityError:  # a concurrent checkout of the same hold won
-                await session.rollback()
-                order = await session.run_sync(order_for_hold, hold_id)
-                assert order is not None
+            raise errors.HoldNotActive("This seat hold has expired; please choose seats again.")
         logs.bind(order_id=str(order.id))
         if order.status in (OrderStatus.FAILED, OrderStatus.EXPIRED):
             raise errors.CheckoutConflict("This hold's order failed; please choose seats again.")
         if order.payment_intent_id is None and order.status == OrderStatus.PENDING:
-            # Locked, so concurrent checkouts of one hold create one payment intent.
-            await session.refresh(order, with_for_update=True)
-        if order.payment_intent_id is None and order.status == OrderStatus.PENDING:
-            payments: PaymentGateway = state.payments
-            intent = await run_in_threadpool(
-                payments.create_intent, order_id=str(order.id), hold_id=str(hold_id),
-                order_number=order.order_number, amount_cents=order.total_cents,
-                email=order.buyer_email)
-            order.payment_intent_id, order.client_secret = intent.id, intent.client_secret
-            order.demo = payments.demo
+            # Stripe is called outside any transaction; concurrent checkouts of one order get
+            # the same intent (Stripe's idempotency key is the order's) and one records it.
+            intent = await stripe_call(state, payments.create_intent, order_id=str(order.id),
+                                       hold_id=str(hold_id), order_number=order.order_number,
+                                       amount_cents=order.total_cents,
+                                       email=order.buyer_email)
+            await attach_intent(session, order.id, intent, payments.demo)
             await session.commit()
-        return shapes.ok(_checkout_json(order, state.payments))
+            await session.refresh(order)
+        return shapes.ok(_checkout_json(order, payments))
+
+
+async def _new_order(session: AsyncSession, state: Any, hold: Hold,
+                     buyer: Buyer) -> Order | None:
+    """The hold's order, created in one transaction (with its intent in demo mode, where
+    making one is free); None if the hold has one already."""
+    section = state.catalog.section_by_slug(hold.section)
+    geometry = Geometry(section.rows or 1, section.seats_per_row or 1)
+    lines = ([LineSpec(i, geometry.seat(i).row, geometry.seat(i).seat) for i in hold.seats]
+             if section.reserved else [LineSpec(None, None, None)] * hold.quantity)
+    payments: PaymentGateway = state.payments
+    order_id, hold_id = uuid.uuid4(), uuid.UUID(hold.hold_id)
+
+    def create(s: Session) -> Order:
+        number = next_order_number(s)
+        intent = (payments.create_intent(
+            order_id=str(order_id), hold_id=str(hold_id), order_number=number,
+            amount_cents=hold.price_cents * len(lines), email=buyer.email)
+            if payments.demo else None)
+        return create_order(s, order_id=order_id, order_number=number, hold_id=hold_id,
+                            buyer=buyer, section_id=section.id, event_date=hold.event_date,
+                            unit_price_cents=hold.price_cents, lines=lines, intent=intent,
+                            demo=payments.demo)
+
+    try:
+        order = await session.run_sync(create)
+        await session.commit()
+    except IntegrityError:  # this hold has an order: a retry, or a concurrent checkout
+        await session.rollback()
+        return None
+    log.info("order created", extra={"order_id": str(order.id),
+                                     "order_number": order.order_number})
+    return order
+
+
+async def stripe_call(state: Any, fn: Callable[..., T], **kwargs: Any) -> T:
+    """A call to the payment provider, in a thread, at most STRIPE_MAX_CONCURRENCY at once
+    per process: a slow Stripe then costs its own callers time, not every other request
+    the threads and database connections they would wait for. Down or overloaded: 503."""
+    slots: asyncio.Semaphore = state.stripe_slots
+    try:
+        async with asyncio.timeout(STRIPE_QUEUE_SECONDS):
+            await slots.acquire()
+    except TimeoutError:
+        raise errors.ServiceUnavailable("The payment provider is busy; please retry.") from None
+    try:
+        return await run_in_threadpool(fn, **kwargs)
+    except (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError) as exc:
+        log.warning("payment provider unavailable", extra={"error": type(exc).__name__})
+        raise errors.ServiceUnavailable(
+            "The payment provider is not answering; please retry.") from exc
+    finally:
+        slots.release()
 
 
 CONFIRM_MESSAGES = {
@@ -148,7 +202,7 @@ async def confirm(request: Request) -> JSONResponse:
         raise errors.CheckoutConflict("This order has no payment yet; check out first.")
     payments: PaymentGateway = state.payments
     if not payments.demo:
-        intent = await run_in_threadpool(payments.retrieve, intent_id)
+        intent = await stripe_call(state, payments.retrieve, intent_id=intent_id)
         if intent.status != "succeeded":
             raise errors.PaymentNotCompleted(status=intent.status)
     # Finalised in this request, batched with the other confirms of this moment: the seats

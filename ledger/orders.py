@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, joinedload, selectinload
 
+from amphi.payments import Intent
 from ledger.models import Order, OrderLine, OrderStatus, Section, StripeEvent
 
 ORDER_NUMBER_SEQ = Sequence("order_number_seq", start=100001)
@@ -38,19 +39,29 @@ def order_for_hold(session: Session, hold_id: uuid.UUID) -> Order | None:
     return session.scalar(select(Order).where(Order.hold_id == hold_id))
 
 
+def next_order_number(session: Session) -> str:
+    return f"ORD-{session.execute(ORDER_NUMBER_SEQ.next_value()).scalar_one()}"
+
+
 def create_order(
     session: Session,
     *,
+    order_id: uuid.UUID,
+    order_number: str,
     hold_id: uuid.UUID,
     buyer: Buyer,
     section_id: uuid.UUID,
     event_date: date,
     unit_price_cents: int,
     lines: list[LineSpec],
+    intent: Intent | None = None,
+    demo: bool = False,
 ) -> Order:
-    number = session.execute(ORDER_NUMBER_SEQ.next_value()).scalar_one()
+    """A pending order for a hold (one per hold: a second raises IntegrityError at flush),
+    with its payment intent when it is already known (demo mode)."""
     order = Order(
-        order_number=f"ORD-{number}",
+        id=order_id,
+        order_number=order_number,
         hold_id=hold_id,
         user_id=buyer.user_id,
         buyer_email=buyer.email,
@@ -62,6 +73,9 @@ def create_order(
         unit_price_cents=unit_price_cents,
         total_cents=unit_price_cents * len(lines),
         status=OrderStatus.PENDING,
+        payment_intent_id=intent.id if intent else None,
+        client_secret=intent.client_secret if intent else None,
+        demo=demo,
         lines=[
             OrderLine(line_no=i, seat_index=ln.seat_index, row=ln.row, seat=ln.seat,
                       price_cents=unit_price_cents)
@@ -71,6 +85,18 @@ def create_order(
     session.add(order)
     session.flush()
     return order
+
+
+async def attach_intent(session: AsyncSession, order_id: uuid.UUID, intent: Intent,
+                        demo: bool) -> bool:
+    """Give a pending order its payment intent unless another checkout already did (no lock
+    is held while Stripe is called: concurrent checkouts race here, the first one wins)."""
+    result = await session.execute(
+        update(Order)
+        .where(Order.id == order_id, Order.payment_intent_id.is_(None))
+        .values(payment_intent_id=intent.id, client_secret=intent.client_secret, demo=demo)
+    )
+    return bool(result.rowcount)
 
 
 def lock_order(session: Session, order_id: uuid.UUID) -> Order | None:

@@ -30,6 +30,9 @@ MAINTENANCE = "amphi-maintenance"
 EMAIL = "amphi-email"
 QUEUES = (DEFAULT, MAINTENANCE, EMAIL)  # the order a worker takes jobs in
 
+# A batch of 200 payments takes well under a second; a job killed with its worker is
+# retried this long (and a margin) after it started.
+FINALIZE_TIMEOUT_SECONDS = 30
 EMAILS_PER_JOB = 20  # a job of 20 emails with their QR codes takes ~0.2 s
 
 # Backoff for work that must happen (tickets, emails): about 25 minutes in all.
@@ -106,7 +109,7 @@ def send_order_emails(order_ids: Sequence[str]) -> dict[str, str]:
 def enqueue_payments(queue: Queue, payments: Sequence[finalize.Payment]) -> None:
     """One job for the batch: what the webhooks accepted in the same moment."""
     queue.enqueue(finalize_payments, [payment_args(p) for p in payments], retry=RETRY,
-                  job_timeout=120, failure_ttl=KEEP_FAILED,
+                  job_timeout=FINALIZE_TIMEOUT_SECONDS, failure_ttl=KEEP_FAILED,
                   description=f"finalize {len(payments)} order(s): "
                               f"{', '.join(str(p.order_id) for p in payments[:3])}"
                               f"{' ...' if len(payments) > 3 else ''}")

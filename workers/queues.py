@@ -9,6 +9,7 @@ from typing import Any
 
 from rq import Queue, SimpleWorker
 from rq.cron import CronScheduler
+from rq.job import Job
 from rq.worker_pool import WorkerPool
 
 from amphi import logs
@@ -50,12 +51,19 @@ class AmphiWorker(SimpleWorker):
     """RQ's worker that runs each job in its own process, not in a forked work horse: a fork
     per job, and new Redis and PostgreSQL connections in each, held finalisation to about
     5 orders a second. A job that hangs is still stopped by its timeout (SIGALRM), and a
-    killed worker's job is retried once its heartbeat lapses (about a minute); the registry
+    killed worker's job is retried once its timeout and a margin have passed; the registry
     cleanup that notices runs every 15 s instead of RQ's 10 minutes."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("maintenance_interval", MAINTENANCE_INTERVAL_SECONDS)
         super().__init__(*args, **kwargs)
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        """How long a started job may go without news before it counts as abandoned (and is
+        retried): its timeout, when SIGALRM stops it, and a margin. RQ adds a minute."""
+        if not job.timeout or job.timeout < 0:
+            return super().get_heartbeat_ttl(job, working_time)
+        return int(job.timeout) + HEARTBEAT_MARGIN_SECONDS
 
     def subscribe(self) -> None:
         """RQ's, with a 1 s poll: its thread waits up to `sleep_time` for a command (RQ uses
@@ -67,6 +75,7 @@ class AmphiWorker(SimpleWorker):
 
 
 MAINTENANCE_INTERVAL_SECONDS = 15
+HEARTBEAT_MARGIN_SECONDS = 10
 
 
 def default_processes() -> int:

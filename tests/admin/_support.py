@@ -27,9 +27,15 @@ from ledger.models import (
     Ticket,
     Venue,
 )
-from ledger.orders import Buyer, LineSpec, create_order, record_stripe_event
+from ledger.orders import (
+    Buyer,
+    LineSpec,
+    create_order,
+    next_order_number,
+    record_stripe_event,
+)
 from ledger.scans import scan_ticket
-from ledger.tickets import IssuedSeat, issue_tickets
+from ledger.tickets import IssuedSeat, issue_tickets, tickets_of_order
 from tests.api._support import EVENT_DATES
 
 USERNAME = "boxoffice"
@@ -83,14 +89,15 @@ def record_sale(engine: Engine) -> Sale:
         section = session.scalars(select(Section).where(Section.name == "Orchestra Center")).one()
         seats = [IssuedSeat(0, "A", 1), IssuedSeat(1, "A", 2)]
         order = create_order(
-            session, hold_id=uuid.uuid4(),
+            session, order_id=uuid.uuid4(), order_number=next_order_number(session),
+            hold_id=uuid.uuid4(),
             buyer=Buyer("fan@example.com", "Ada", "Lovelace"), section_id=section.id,
             event_date=day, unit_price_cents=12500,
             lines=[LineSpec(s.seat_index, s.row, s.seat) for s in seats],
         )
         order.status = OrderStatus.COMPLETED
-        issued = issue_tickets(session, order, section, seats,
-                               Signer(Ed25519PrivateKey.generate()))
+        issue_tickets(session, [(order, seats)], Signer(Ed25519PrivateKey.generate()))
+        issued = tickets_of_order(session, order.id)
         record_stripe_event(session, event_id="evt_admin_test_1",
                             event_type="payment_intent.succeeded",
                             payment_intent_id="pi_admin_test_1", order_id=order.id)

@@ -16,8 +16,8 @@ from amphi.payments import StripeGateway
 from amphi.settings import Settings
 from tests.api._support import BASE, assert_error, data
 from tests.payments._support import (
-    SUCCEEDED,
     DECLINED_CARD,
+    SUCCEEDED,
     WEBHOOK_SECRET,
     assert_block_matches_ledger,
     assert_no_failed_jobs,
