@@ -13,8 +13,9 @@ however often. A batch of payments is finalised in one transaction:
    Stripe events: a few statements and one commit for the whole batch.
 4. after the commit: enqueue the emails (one job), issue the refunds.
 
-When a batch fails, its payments are finalised one at a time, so one order that cannot be
-(its block not loaded in Redis, say) never holds up the others.
+An order whose block Redis has lost is recorded paid and reported as not finalised (the job
+is retried); the rest of its batch completes. When a batch fails otherwise, its payments are
+finalised one at a time, so one order that cannot be never holds up the others.
 """
 
 from __future__ import annotations
@@ -96,38 +97,42 @@ def _seats(order: Order, sale: sales.Sale) -> list[IssuedSeat]:
     return [IssuedSeat(i, place.row, place.seat) for i, place in places]
 
 
-def _sell_and_issue(deps: Deps, session: Session,
-                    orders: list[Order]) -> list[tuple[Order, sales.Sale]]:
+def _sell_and_issue(deps: Deps, session: Session, orders: list[Order]
+                    ) -> tuple[list[tuple[Order, sales.Sale]], dict[uuid.UUID, Exception]]:
     """Inside the batch's transaction: sell the open orders their seats, write the tickets of
-    those that got seats, mark the rest for a refund. Returns what was sold."""
+    those that got seats, mark for a refund those that got none. An order whose block Redis
+    has lost stays paid, without tickets, until `reconcile --fix` rebuilds the block (never
+    a refund: the seats are not gone, only unknown). Returns what was sold, and the orders
+    stopped that way."""
     open_orders = [o for o in orders if o.status in OPEN]
     if not open_orders:
-        return []
+        return [], {}
     found = sales.sell_each(deps.redis, [sale_request(o) for o in open_orders])
-    now, sold, issues = _now(), [], []
+    now, sold, issues, stopped = _now(), [], [], {}
     for order, sale in zip(open_orders, found, strict=True):
-        if isinstance(sale, Exception):
-            raise sale  # the block is not loaded: only this order must wait (one by one)
         order.paid_at = order.paid_at or now
-        if sale is None:
+        if isinstance(sale, Exception):
+            order.status = OrderStatus.PAID
+            stopped[order.id] = sale
+        elif sale is None:
             order.status, order.failure_reason = OrderStatus.REFUND_REQUIRED, NO_SEATS_LEFT
-            continue
-        seats = _seats(order, sale)
-        if [ln.seat_index for ln in order.lines] != [s.seat_index for s in seats]:
-            for line, seat in zip(order.lines, seats, strict=True):
-                line.seat_index, line.row, line.seat = seat.seat_index, seat.row, seat.seat
-        order.status, order.completed_at = OrderStatus.COMPLETED, now
-        sold.append((order, sale))
-        issues.append((order, seats))
+        else:
+            seats = _seats(order, sale)
+            if [ln.seat_index for ln in order.lines] != [s.seat_index for s in seats]:
+                for line, seat in zip(order.lines, seats, strict=True):
+                    line.seat_index, line.row, line.seat = seat.seat_index, seat.row, seat.seat
+            order.status, order.completed_at = OrderStatus.COMPLETED, now
+            sold.append((order, sale))
+            issues.append((order, seats))
     issue_tickets(session, issues, deps.signer)
-    return sold
+    return sold, stopped
 
 
 def _finalize_batch(deps: Deps, payments: Sequence[Payment]) -> dict[uuid.UUID, Outcome]:
     ids = sorted({p.order_id for p in payments})
     with deps.sessions.begin() as session:
         orders = lock_orders(session, ids)
-        sold = _sell_and_issue(deps, session, orders)
+        sold, stopped = _sell_and_issue(deps, session, orders)
         by_id = {o.id: o for o in orders}
         seen: set[str] = set()
         events = []
@@ -137,7 +142,7 @@ def _finalize_batch(deps: Deps, payments: Sequence[Payment]) -> dict[uuid.UUID, 
                 events.append(EventRecord(p.event.id, p.event.type,
                                           by_id[p.order_id].payment_intent_id, p.order_id))
         record_stripe_events(session, events)
-        outcomes: dict[uuid.UUID, Outcome] = {o.id: o.status for o in orders}
+        outcomes: dict[uuid.UUID, Outcome] = {o.id: stopped.get(o.id, o.status) for o in orders}
     for missing in set(ids) - by_id.keys():
         outcomes[missing] = errors.OrderNotFound()
         log.error("finalisation of an unknown order", extra={"order_id": str(missing)})

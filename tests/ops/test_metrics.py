@@ -98,8 +98,13 @@ async def test_metrics_count_what_happened(settings: Settings, venue: VenueFixtu
     assert value(after, "amphi_tickets_issued_total", kind="amphitheater") == 2
     assert value(after, "amphi_tickets_issued_total", kind="festival_day") == 2
     assert value(after, "amphi_scans_total", result="admitted") == 1
-    assert value(after, "amphi_queue_depth", queue="amphi") == 1  # the confirmation email
+    assert value(after, "amphi_queue_depth", queue="amphi-email") == 1  # the confirmation
+    assert value(after, "amphi_queue_depth", queue="amphi") == 0
     assert value(after, "amphi_queue_failed", queue="amphi") == 0
+    # the confirm's payment, accepted to tickets committed: one observation, under a second
+    assert grew(after, before, "amphi_finalize_seconds_count") == 1
+    assert 0 < grew(after, before, "amphi_finalize_seconds_sum") < 1
+    assert grew(after, before, "amphi_finalize_seconds_bucket", le="1.0") == 1
     # Holds that expired (the meta field `expired` each block script counts in Lua)
     assert value(after, "amphi_holds_expired_total") == 1, \
         [k for k in after if "expired" in k[0]]

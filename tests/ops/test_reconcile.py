@@ -75,7 +75,7 @@ def finalize_deps(settings: Settings, client: redis.Redis, engine: Engine,
                   emails: list[uuid.UUID]) -> finalize.Deps:
     """What the RQ worker gives the finalisation job (demo payments); emails are noted."""
     return finalize.Deps(redis=client, sessions=session_factory(engine), payments=DemoGateway(),
-                         enqueue_email=emails.append,
+                         enqueue_emails=emails.extend,
                          signer=load_signer(settings.ticket_signing_key, ""))
 
 

@@ -79,7 +79,7 @@ async def test_fix_during_holds_and_sales(open_api, settings: Settings, venue: V
 
     def payer() -> None:
         deps = finalize.Deps(redis=redis.Redis.from_url(settings.redis_url), sessions=sessions,
-                             payments=DemoGateway(), enqueue_email=lambda _id: None,
+                             payments=DemoGateway(), enqueue_emails=lambda _ids: None,
                              signer=signer)
         for p in paying:
             status = finalize.finalize_order(deps, uuid.UUID(p.order_id))

@@ -1,0 +1,357 @@
+"""Fault drills of the purchase path: a real fault during a burst of paid webhooks, then
+proof that every paid order completed exactly once, with the seats its fan held.
+
+Each drill runs the real app in-process (behind httpx), a real `amphi worker --processes
+2` pool in a subprocess (RQ's WorkerPool of AmphiWorkers, with its scheduler and cron) and
+delivers a few hundred signed `payment_intent.succeeded` webhooks concurrently. The faults:
+
+1. a pool worker SIGKILLed in the middle of a finalisation job (after its Redis sale
+   replay and its tickets' INSERTs, before its COMMIT);
+2. PostgreSQL stopped for 20 s (`pg_ctl stop -m fast`) and started again;
+3. the queue's Redis (a server of its own, append-only file fsynced on every write) shut
+   down for ~5 s and started again in the same directory, while a finalisation is in
+   flight.
+
+Webhooks answer 200 (queued) or, during an outage, 503; a 503'd webhook is delivered again
+afterwards, as Stripe does. Afterwards (tests/payments/_faults.py
+assert_each_paid_order_completed_once): every order `completed`, one set of tickets each
+on exactly the seats its fan held, each Stripe event recorded once, each block's sold
+seats exactly the ledger's tickets, no finalisation or email job failed or left waiting.
+
+The servers a drill stops are its own: PostgreSQL in a temporary directory on a free port,
+redis-server on a free port; the machine's shared servers are never stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+import psutil
+import pytest
+import redis
+from rq import Queue
+from rq.job import Job
+from sqlalchemy import Engine
+
+from amphi.settings import Settings
+from ledger.db import sync_engine
+from ledger.migrate import upgrade
+from tests.api._support import build_venue, running_api
+from tests.payments._faults import (
+    Delivery,
+    HeldJob,
+    Purchase,
+    RestartableRedis,
+    WorkerPool,
+    assert_each_paid_order_completed_once,
+    blocked_finalisations,
+    buy_many,
+    completed_count,
+    deliver_timed,
+    emailed_count,
+    find_held_job,
+    postgres_missing,
+    private_postgres,
+    redeliver_until_accepted,
+    redis_server_missing,
+    retried_jobs,
+    stripe_event_blocker,
+    wait_for,
+    wait_until_settled,
+)
+from tests.payments._support import WEBHOOK_SECRET
+from workers import jobs
+
+pytestmark = pytest.mark.slow
+
+RESERVED = ("Orchestra Center", "Terrace", "Mezzanine Center")
+GENERAL = ("Lawn",)
+SETTLE_SECONDS = 150  # a killed worker's job is retried up to ~60 s after it started
+MAX_WEBHOOK_SECONDS = 15  # no webhook may hang, whatever is down
+PG_DOWN_SECONDS = 20
+RQ_DOWN_SECONDS = 5
+
+T = TypeVar("T")
+
+
+def webhook_settings(settings: Settings, **changes: object) -> Settings:
+    """Demo payments (no Stripe key), signed webhooks."""
+    return settings.replace(stripe_webhook_secret=WEBHOOK_SECRET, **changes)
+
+
+def summary(name: str, **facts: object) -> None:
+    """What the drill saw, for `pytest -s` and for a failure's report."""
+    print(f"\n[{name}] " + ", ".join(f"{k}={v}" for k, v in facts.items()))
+
+
+class Burst:
+    """Deliveries of webhooks, at most `concurrency` in flight, as tasks of the running
+    loop: the test goes on (and injects its fault) while they are answered."""
+
+    def __init__(self, api: httpx.AsyncClient, concurrency: int) -> None:
+        self.api = api
+        self.gate = asyncio.Semaphore(concurrency)
+        self.tasks: list[asyncio.Task[Delivery]] = []
+        self.answered = 0
+
+    def send(self, purchases: Sequence[Purchase]) -> None:
+        for p in purchases:
+            self.tasks.append(asyncio.create_task(self._one(p)))
+
+    async def _one(self, purchase: Purchase) -> Delivery:
+        async with self.gate:
+            delivery = await deliver_timed(self.api, purchase.event)
+        self.answered += 1
+        return delivery
+
+    async def trickle(self, purchases: Sequence[Purchase], seconds: float) -> None:
+        """Send `purchases` evenly over `seconds`."""
+        for p in purchases:
+            self.send([p])
+            await asyncio.sleep(seconds / max(1, len(purchases)))
+
+    async def until_answered(self, count: int, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while self.answered < count:
+            assert time.monotonic() < deadline, f"{self.answered} of {count} webhooks answered"
+            await asyncio.sleep(0.02)
+
+    async def results(self) -> list[Delivery]:
+        return list(await asyncio.gather(*self.tasks))
+
+
+def assert_only_queued_or_unavailable(deliveries: Sequence[Delivery]) -> None:
+    """200 (queued) or 503 (retry later): never a 500, never a hang."""
+    statuses = {d.status for d in deliveries}
+    assert statuses <= {200, 503}, [d.body for d in deliveries if d.status not in (200, 503)]
+    slowest = max(d.seconds for d in deliveries)
+    assert slowest < MAX_WEBHOOK_SECONDS, f"a webhook took {slowest:.1f}s"
+
+
+async def in_thread(fn: Callable[..., T], *args: object) -> T:
+    """`fn(*args)` in a thread: the app (in this loop) goes on answering meanwhile."""
+    return await asyncio.to_thread(fn, *args)
+
+
+async def hold_a_finalisation(pool: WorkerPool, queue: Queue, engine: Engine,
+                              target: Purchase) -> HeldJob:
+    """The finalisation job carrying `target`, waiting in its transaction (see
+    stripe_event_blocker) in a busy worker of the pool."""
+    return await in_thread(
+        wait_for, "a finalisation job held mid-transaction in a pool worker",
+        lambda: find_held_job(pool, queue, engine, target.order_id), 60, 0.05)
+
+
+# -- 1. a worker killed mid-job -----------------------------------------------------------------
+async def test_a_worker_killed_mid_job_loses_no_order(
+    open_api, demo_settings: Settings, venue, redis_client: redis.Redis,
+    ledger_engine: Engine, queue: Queue, tmp_path: Path,
+) -> None:
+    """A pool worker SIGKILLed while its finalisation job is inside its transaction (the
+    batch's seats re-sold in Redis, its tickets inserted, not committed): the pool starts a
+    new worker, RQ retries the abandoned job once its heartbeat lapses, and every paid order
+    of the burst (those of the killed batch included) completes exactly once."""
+    settings = webhook_settings(demo_settings)
+    pool = WorkerPool(settings, tmp_path / "worker.log")
+    started = time.monotonic()
+    try:
+        pool.start()
+        before = {w.pid for w in await in_thread(pool.wait_ready, queue.connection)}
+        async with open_api(settings) as api:
+            purchases = await buy_many(api, settings, ledger_engine, redis_client,
+                                       venue.sections, 240, reserved=RESERVED,
+                                       general=GENERAL)
+            target = purchases[30]  # an early webhook of the burst
+            burst = Burst(api, concurrency=48)
+            with stripe_event_blocker(ledger_engine, target.event_id):
+                burst.send(purchases)
+                held = await hold_a_finalisation(pool, queue, ledger_engine, target)
+                victim = psutil.Process(held.worker.pid)
+                assert victim.ppid() == pool.main.pid and held.worker.pid in before
+                victim.send_signal(signal.SIGKILL)
+                killed_at = time.monotonic()
+                await in_thread(victim.wait, 10)
+                answered_at_kill = burst.answered
+                # the dead job's transaction never committed
+                assert completed_count(ledger_engine, [target]) == 0
+            # the blocker is gone: the dead job's backend finds its client gone and aborts
+            await in_thread(wait_for, "the killed job's backend to end",
+                            lambda: not blocked_finalisations(ledger_engine), 20)
+            deliveries = await burst.results()
+        assert [d.status for d in deliveries] == [200] * len(purchases)
+        assert_only_queued_or_unavailable(deliveries)
+
+        # the pool replaced its dead worker
+        after = await in_thread(
+            wait_for, "the pool to respawn a worker",
+            lambda: (w if len(w := pool.workers(queue.connection)) == pool.processes
+                     and held.worker.pid not in {x.pid for x in w} else None), 30, 0.3)
+        respawned = {w.pid for w in after} - before
+        assert respawned, (before, after)
+
+        settle = await in_thread(wait_until_settled, ledger_engine, queue.connection,
+                                 purchases, SETTLE_SECONDS)
+        await in_thread(wait_for, "every confirmation email",
+                        lambda: emailed_count(ledger_engine, purchases) == len(purchases), 30)
+        assert_each_paid_order_completed_once(ledger_engine, redis_client, queue.connection,
+                                              purchases)
+        # the killed job itself was retried and finished
+        job = Job.fetch(held.job_id, connection=queue.connection)
+        assert job.get_status() == "finished", job.get_status()
+        retried = retried_jobs(queue.connection)
+        assert retried.get(held.job_id, 0) >= 1, retried
+    finally:
+        pool.stop()
+    summary("worker killed", orders=len(purchases), killed_pid=held.worker.pid,
+            killed_batch=held.orders, answered_when_killed=answered_at_kill,
+            respawned=sorted(respawned), retried_jobs=retried,
+            completed_s_after_kill=round(time.monotonic() - killed_at - 0, 1),
+            settle_s=round(settle, 1), leftovers=pool.leftovers,
+            total_s=round(time.monotonic() - started, 1))
+
+
+# -- 2. PostgreSQL stopped for 20 s -------------------------------------------------------------
+async def test_postgres_down_for_20s_loses_no_order(
+    demo_settings: Settings, redis_client: redis.Redis, rq_redis: redis.Redis,
+    tmp_path: Path,
+) -> None:
+    """PostgreSQL (a cluster of the test's own) stopped for 20 s in the middle of a burst:
+    the webhooks that reached the ledger before it went are queued (200), the others are
+    refused with 503 at once (none hangs, none is a 500); jobs that failed meanwhile are
+    retried; once it is back the refused webhooks are delivered again and every paid order
+    completes exactly once."""
+    if why := postgres_missing():
+        pytest.skip(f"no private PostgreSQL: {why}")
+    started = time.monotonic()
+    with private_postgres() as pg:
+        pg.create_database("amphi_drill")
+        url = pg.url("amphi_drill")
+        await in_thread(upgrade, url)
+        engine = sync_engine(url)
+        settings = webhook_settings(demo_settings, database_url=url)
+        pool = WorkerPool(settings, tmp_path / "worker.log")
+        try:
+            venue = build_venue(engine, redis_client)
+            pool.start()
+            queue = Queue(jobs.DEFAULT, connection=rq_redis)
+            await in_thread(pool.wait_ready, rq_redis)
+            async with running_api(settings) as api:
+                purchases = await buy_many(api, settings, engine, redis_client,
+                                           venue.sections, 200, reserved=RESERVED,
+                                           general=GENERAL)
+                early, late = purchases[:80], purchases[80:]
+                burst = Burst(api, concurrency=16)
+                burst.send(early)
+                await burst.until_answered(20)
+                await in_thread(pg.stop, "fast")
+                down_at = time.monotonic()
+                await burst.trickle(late, PG_DOWN_SECONDS - 2)
+                await asyncio.sleep(max(0.0, PG_DOWN_SECONDS - (time.monotonic() - down_at)))
+                await in_thread(pg.start)
+                up_at = time.monotonic()
+                first = await burst.results()
+                assert_only_queued_or_unavailable(first)
+                refused = [p for p, d in zip(purchases, first, strict=True) if d.status == 503]
+                retries = await redeliver_until_accepted(api, [p.event for p in refused])
+                assert_only_queued_or_unavailable(retries)
+            # a webhook sent while the database was surely down was refused
+            sent_while_down = [d for d in first
+                               if d.answered - d.seconds > down_at + 1 and d.answered < up_at]
+            assert sent_while_down and {d.status for d in sent_while_down} == {503}
+            assert any(d.status == 200 for d in first), "nothing was queued before the outage"
+
+            settle = await in_thread(wait_until_settled, engine, rq_redis, purchases,
+                                     SETTLE_SECONDS)
+            await in_thread(wait_for, "every confirmation email",
+                            lambda: emailed_count(engine, purchases) == len(purchases), 30)
+            assert_each_paid_order_completed_once(engine, redis_client, rq_redis, purchases)
+            retried = retried_jobs(rq_redis)
+            assert queue.connection is rq_redis
+        finally:
+            pool.stop()
+            engine.dispose()
+    summary("postgres down", orders=len(purchases),
+            first_200=sum(d.status == 200 for d in first),
+            first_503=len(refused), redeliveries=len(retries),
+            redelivery_503=sum(d.status == 503 for d in retries),
+            slowest_webhook_s=round(max(d.seconds for d in [*first, *retries]), 2),
+            retried_jobs=len(retried), settle_s=round(settle, 1), leftovers=pool.leftovers,
+            total_s=round(time.monotonic() - started, 1))
+
+
+# -- 3. the queue's Redis restarted -------------------------------------------------------------
+async def test_queue_redis_restarted_loses_no_order(
+    open_api, demo_settings: Settings, venue, redis_client: redis.Redis,
+    ledger_engine: Engine, tmp_path: Path,
+) -> None:
+    """RQ's Redis (a server of the test's own, its append-only file fsynced on every write)
+    shut down for ~5 s in the middle of a burst, while a finalisation job is inside its
+    transaction, and started again in the same directory: the webhooks answer 200 (queued,
+    and the job survives the restart) or 503 (delivered again afterwards); the worker pool
+    carries on (or respawns its workers); every paid order completes exactly once."""
+    if why := redis_server_missing():
+        pytest.skip(f"no redis-server for the queue: {why}")
+    started = time.monotonic()
+    server = RestartableRedis(tmp_path / "rq-redis")
+    pool: WorkerPool | None = None
+    try:
+        server.start()
+        settings = webhook_settings(demo_settings, rq_redis_url=server.url)
+        rq = redis.Redis.from_url(server.url)
+        queue = Queue(jobs.DEFAULT, connection=rq)
+        pool = WorkerPool(settings, tmp_path / "worker.log")
+        pool.start()
+        before = {w.pid for w in await in_thread(pool.wait_ready, rq)}
+        async with open_api(settings) as api:
+            purchases = await buy_many(api, settings, ledger_engine, redis_client,
+                                       venue.sections, 200, reserved=RESERVED,
+                                       general=GENERAL)
+            early, late = purchases[:80], purchases[80:]
+            target = early[10]
+            burst = Burst(api, concurrency=16)
+            with stripe_event_blocker(ledger_engine, target.event_id):
+                burst.send(early)
+                held = await hold_a_finalisation(pool, queue, ledger_engine, target)
+                await burst.until_answered(40)
+                await in_thread(server.shutdown)
+                down_at = time.monotonic()
+            # the held job goes on and commits while its queue's Redis is down
+            await burst.trickle(late, RQ_DOWN_SECONDS - 1)
+            await asyncio.sleep(max(0.0, RQ_DOWN_SECONDS - (time.monotonic() - down_at)))
+            await in_thread(server.start)
+            up_at = time.monotonic()
+            first = await burst.results()
+            assert_only_queued_or_unavailable(first)
+            refused = [p for p, d in zip(purchases, first, strict=True) if d.status == 503]
+            retries = await redeliver_until_accepted(api, [p.event for p in refused])
+            assert_only_queued_or_unavailable(retries)
+        sent_while_down = [d for d in first
+                           if d.answered - d.seconds > down_at + 0.5 and d.answered < up_at]
+        assert sent_while_down and {d.status for d in sent_while_down} == {503}
+
+        # the pool works again after the restart: its workers survived or were replaced
+        after = {w.pid for w in await in_thread(pool.wait_ready, rq, 60)}
+        settle = await in_thread(wait_until_settled, ledger_engine, rq, purchases,
+                                 SETTLE_SECONDS)
+        emailed = emailed_count(ledger_engine, purchases)
+        assert_each_paid_order_completed_once(ledger_engine, redis_client, rq, purchases)
+        retried = retried_jobs(rq)
+        await in_thread(wait_for, "every confirmation email",
+                        lambda: emailed_count(ledger_engine, purchases) == len(purchases), 30)
+    finally:
+        if pool is not None:
+            pool.stop()
+        server.close()
+    summary("queue redis restarted", orders=len(purchases), held_batch=held.orders,
+            first_200=sum(d.status == 200 for d in first), first_503=len(refused),
+            redeliveries=len(retries), workers_before=sorted(before),
+            workers_after=sorted(after), retried_jobs=retried, emailed=emailed,
+            settle_s=round(settle, 1), leftovers=pool.leftovers,
+            total_s=round(time.monotonic() - started, 1))
+

@@ -1,0 +1,45 @@
+"""QR codes as fans and gates see them: every image `amphi.qr` draws is read back by a real
+decoder (zxing-cpp) as exactly its payload, for payloads as long as signed ticket codes and
+longer, so the speed-ups in amphi/qr.py (a fixed mask, the PNG drawn from the matrix) cost
+nothing at the gate."""
+
+from __future__ import annotations
+
+import base64
+import io
+import secrets
+
+import pytest
+from PIL import Image
+
+from amphi import qr
+
+zxingcpp = pytest.importorskip("zxingcpp", reason="zxing-cpp (the dev extra) reads QR codes")
+
+
+def read(png: bytes) -> list[str]:
+    image = Image.open(io.BytesIO(png))
+    assert image.format == "PNG"
+    return [found.text for found in zxingcpp.read_barcodes(image.convert("L"))]
+
+
+@pytest.mark.parametrize("length", [16, 120, 215, 260, 400])
+def test_every_code_reads_back_as_its_payload(length: int) -> None:
+    for _ in range(5):
+        payload = "AMPHI1." + secrets.token_urlsafe(length)[:length]
+        assert read(qr.png(payload)) == [payload]
+
+
+def test_data_uri_is_the_png() -> None:
+    payload = "AMPHI1.eyJjIjoiQU1QSC0yMjIyMjIyMjIyIn0.c2ln"
+    uri = qr.data_uri(payload)
+    assert uri.startswith("data:image/png;base64,")
+    assert read(base64.b64decode(uri.split(",", 1)[1])) == [payload]
+
+
+def test_quiet_zone_and_module_size() -> None:
+    image = Image.open(io.BytesIO(qr.png("AMPHI1.x")))
+    modules = len(qr.matrix("AMPHI1.x"))
+    assert image.size[0] == image.size[1] == (modules + 2 * qr.BORDER) * qr.BOX_SIZE
+    corner = image.convert("L").getpixel((0, 0))
+    assert corner == 255  # the quiet zone is white
