@@ -20,6 +20,7 @@ from ledger.models import (
     Section,
     Ticket,
     TicketKind,
+    TicketStatus,
     TicketType,
 )
 from ledger.venue_seed import VENUE_NAME
@@ -90,8 +91,9 @@ def _ticket_row(signer: Signer, order: Order, kind: TicketKind, type_id: uuid.UU
     return {"id": ticket_id, "code": code, "kind": kind, "ticket_type_id": type_id,
             "order_id": order.id, "owner_user_id": order.user_id,
             "owner_email": order.buyer_email, "event_date": order.event_date,
-            "price_cents": price_cents, "is_comp": granted_by is not None,
-            "granted_by_id": granted_by, "ticket_metadata": metadata,
+            "status": TicketStatus.ISSUED, "price_cents": price_cents,
+            "is_comp": granted_by is not None, "granted_by_id": granted_by,
+            "metadata": metadata,
             "qr_payload": _signed(signer, ticket_id, code, kind, order.event_date)}
 
 
@@ -131,11 +133,13 @@ def issue_tickets(session: Session, orders: list[tuple[Order, list[IssuedSeat]]]
                          "line_no": line_no, "event_date": order.event_date,
                          "section_id": section.id, "seat_index": place.seat_index,
                          "row": place.row, "seat": place.seat,
-                         "price_paid_cents": order.unit_price_cents})
-    # One INSERT of many rows: a pass's granted_by row comes earlier in the same statement,
+                         "price_paid_cents": order.unit_price_cents,
+                         "status": TicketStatus.ISSUED, "includes_festival_access": True})
+    # Core inserts of the tables (the ORM's bulk insert costs more per row than the rest of
+    # finalisation). One statement of many rows: a pass's granted_by row comes earlier in it,
     # and PostgreSQL checks the foreign key at the statement's end.
-    session.execute(insert(Ticket), mains + passes)
-    session.execute(insert(AmphitheaterTicket), amph)
+    session.execute(insert(Ticket.__table__), mains + passes)
+    session.execute(insert(AmphitheaterTicket.__table__), amph)
     return len(amph)
 
 

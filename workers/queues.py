@@ -5,17 +5,19 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 from rq import Queue, SimpleWorker
 from rq.cron import CronScheduler
 from rq.job import Job
-from rq.worker_pool import WorkerPool
+from rq.worker_pool import ForkProcess, WorkerPool
+from rq.worker_pool import run_worker as rq_run_worker
 
 from amphi import logs
 from amphi.settings import Settings
 from engine.connection import queue_client
-from workers.jobs import MAINTENANCE, QUEUES
+from workers.jobs import DEFAULT, EMAIL, MAINTENANCE, QUEUES
 from workers.sweep import expire_abandoned_orders, sweep_expired_holds
 
 log = logging.getLogger(__name__)
@@ -76,37 +78,70 @@ class AmphiWorker(SimpleWorker):
 
 MAINTENANCE_INTERVAL_SECONDS = 15
 HEARTBEAT_MARGIN_SECONDS = 10
+EMAIL_NICENESS = 10  # CFS then gives an email process ~1/10 of a contended core's time
+TICKET_QUEUES = (DEFAULT, MAINTENANCE)
+
+
+class TicketsAndEmailsPool(WorkerPool):
+    """RQ's WorkerPool (it restarts a worker that dies, and stops them all on SIGTERM),
+    with `emails` of its workers on the email queue alone, at a lower CPU priority: during
+    an on-sale the API and the tickets get the cores, and the emails catch up when the rush
+    eases. The others take tickets and the sweeps."""
+
+    def __init__(self, connection: Any, *, tickets: int, emails: int) -> None:
+        super().__init__(list(TICKET_QUEUES), connection=connection,
+                         num_workers=tickets + emails, worker_class=AmphiWorker)
+        self.emails = emails
+        self.email_workers: set[str] = set()
+
+    def get_worker_process(self, name: str, burst: bool, _sleep: float = 0,
+                           logging_level: str = "INFO") -> BaseProcess:
+        self.email_workers &= self.worker_dict.keys()  # forget the dead
+        if len(self.email_workers) >= self.emails:
+            return super().get_worker_process(name, burst, _sleep, logging_level)
+        self.email_workers.add(name)
+        return ForkProcess(
+            target=_email_worker,
+            args=(name, self._connection_class, self._pool_class, self._pool_kwargs),
+            kwargs={"burst": burst, "logging_level": logging_level,
+                    "worker_class": self.worker_class},
+            name=f"Email worker {name} (WorkerPool {self.name})")
+
+
+def _email_worker(name: str, *connection: Any, **options: Any) -> None:
+    os.nice(EMAIL_NICENESS)
+    rq_run_worker(name, [EMAIL], *connection, **options)
 
 
 def default_processes() -> int:
-    """One worker process per core: a job is CPU work (building tickets, signing QR
+    """One ticket worker per core: a job is CPU work (building tickets, signing QR
     payloads) between short waits on Redis and PostgreSQL."""
     return max(1, os.cpu_count() or 1)
 
 
 def run_worker(settings: Settings, *, burst: bool = False, with_cron: bool = True,
-               processes: int = 1) -> None:
-    """`processes` workers on every queue (jobs.QUEUES, in order), under RQ's WorkerPool
-    (which restarts one that dies) when more than one; and RQ's cron for the sweeps."""
+               processes: int = 1, email_processes: int = 1) -> None:
+    """`processes` ticket workers and `email_processes` email workers under one pool, and
+    RQ's cron for the sweeps. `burst`: one worker takes every queue until all are empty
+    (emails included), then exits."""
     _configure_logs(settings)
     connection = queue_client(settings.rq_url)
     level = "DEBUG" if settings.log_level == "DEBUG" else "WARNING"
+    if burst:
+        worker = AmphiWorker([Queue(n, connection=connection) for n in QUEUES],
+                             connection=connection)
+        worker.work(burst=True, logging_level=level)
+        return
     cron = None
-    if with_cron and not burst:
+    if with_cron:
         cron = multiprocessing.get_context("spawn").Process(
-            target=run_cron, args=(settings,), name="amphi-cron", daemon=True
-        )
+            target=run_cron, args=(settings,), name="amphi-cron", daemon=True)
         cron.start()
-    log.info("worker starting", extra={"queues": list(QUEUES), "processes": processes})
+    log.info("worker starting", extra={"ticket_processes": processes,
+                                       "email_processes": email_processes})
     try:
-        if processes > 1:
-            pool = WorkerPool(list(QUEUES), connection=connection, num_workers=processes,
-                              worker_class=AmphiWorker)
-            pool.start(burst=burst, logging_level=level)
-        else:
-            worker = AmphiWorker([Queue(n, connection=connection) for n in QUEUES],
-                                 connection=connection)
-            worker.work(burst=burst, with_scheduler=not burst, logging_level=level)
+        TicketsAndEmailsPool(connection, tickets=processes, emails=email_processes).start(
+            logging_level=level)
     finally:
         if cron is not None:
             cron.terminate()
