@@ -19,7 +19,7 @@ from sqlalchemy.orm import sessionmaker
 
 from amphi import errors, qr
 from amphi.settings import Settings
-from ledger.models import AmphitheaterTicket, Order
+from ledger.models import AmphitheaterTicket, Order, OrderStatus
 from ledger.orders import lock_order
 from ledger.tickets import tickets_of_order
 
@@ -129,6 +129,8 @@ def _send_one(settings: Settings, sessions: sessionmaker, mailer: Mailer,
             raise errors.OrderNotFound()
         if order.email_sent_at is not None:
             return "already sent"
+        if order.status != OrderStatus.COMPLETED:  # its finalisation rolled back
+            return f"not completed ({order.status.value})"
         msg = build_message(settings, order, tickets_of_order(session, order.id))
         outcome = mailer.deliver(msg)
         order.email_sent_at = datetime.now(UTC)

@@ -11,7 +11,7 @@ however often. A batch of payments is finalised in one transaction:
    refund.
 3. write every sold order's tickets and comp passes, mark the orders completed, record the
    Stripe events: a few statements and one commit for the whole batch.
-4. after the commit: enqueue the emails (one job), issue the refunds.
+4. queue the emails (one job, just before the commit); after it, issue the refunds.
 
 An order whose block Redis has lost is recorded paid and reported as not finalised (the job
 is retried); the rest of its batch completes. When a batch fails otherwise, its payments are
@@ -143,6 +143,13 @@ def _finalize_batch(deps: Deps, payments: Sequence[Payment]) -> dict[uuid.UUID, 
                                           by_id[p.order_id].payment_intent_id, p.order_id))
         record_stripe_events(session, events)
         outcomes: dict[uuid.UUID, Outcome] = {o.id: stopped.get(o.id, o.status) for o in orders}
+        if sold:
+            # Queued before the commit, so that a failure to queue rolls the batch back (to be
+            # retried) instead of leaving tickets without their email. The email job locks
+            # each order, so it waits for this commit; one that finds no completed order
+            # (this commit failed) sends nothing.
+            session.flush()
+            deps.enqueue_emails(sorted(o.id for o, _ in sold))
     for missing in set(ids) - by_id.keys():
         outcomes[missing] = errors.OrderNotFound()
         log.error("finalisation of an unknown order", extra={"order_id": str(missing)})
@@ -165,7 +172,6 @@ def _after_commit(deps: Deps, payments: Sequence[Payment],
     committed = time.time()
     accepted = {p.order_id: p.accepted_at for p in payments if p.accepted_at}
     deps.observe_latency([committed - accepted[i] for i in done if i in accepted])
-    deps.enqueue_emails(sorted(done))
 
 
 def finalize_orders(deps: Deps, payments: Sequence[Payment]) -> dict[uuid.UUID, Outcome]:

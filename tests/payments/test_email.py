@@ -172,3 +172,20 @@ async def test_qr_images_are_inline_not_attachments(open_api, demo_settings: Set
     images = [part for part in msg.walk() if part.get_content_type() == "image/png"]
     assert len(images) == 2
     assert [image.get_content_disposition() for image in images] == ["inline", "inline"]
+
+
+async def test_an_email_for_an_order_not_completed_sends_nothing(
+    open_api, demo_settings: Settings, venue, ledger_engine: Engine, email_queue: Queue,
+    worker,
+) -> None:
+    """Finalisation queues the email just before its commit; if that commit fails, the job
+    finds the order still pending and sends nothing (the retry queues it again)."""
+    async with open_api(demo_settings) as api:
+        hold = await make_hold(api, venue.sections["Lawn"], 2)
+        order = await checkout(api, hold["hold_id"])
+    jobs.enqueue_emails(email_queue, [uuid.UUID(order["order_id"])])
+    job = email_queue.get_jobs()[0]
+    worker.run(demo_settings)
+    assert job.return_value() == {order["order_id"]: "not completed (pending)"}
+    assert not list(Path(demo_settings.outbox_dir).glob("*"))
+    assert order_row(ledger_engine, order["order_id"])["email_sent_at"] is None
