@@ -102,7 +102,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
     run_worker(settings, burst=args.burst, with_cron=not args.no_cron,
                processes=args.processes or default_processes(),
-               email_processes=args.email_processes)
+               email_processes=args.email_processes or default_processes())
     return 0
 
 
@@ -240,8 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--no-cron", action="store_true", help="do not schedule the sweeper")
     worker.add_argument("--processes", type=int, default=0, metavar="N",
                         help="processes issuing tickets (default: one per CPU core)")
-    worker.add_argument("--email-processes", type=int, default=1, metavar="N",
-                        help="processes sending emails, at a lower CPU priority (default: 1)")
+    worker.add_argument("--email-processes", type=int, default=0, metavar="N",
+                        help="processes sending emails, at a lower CPU priority (default: one "
+                             "per CPU core)")
     worker.set_defaults(func=cmd_worker)
 
     rec = sub.add_parser("reconcile", help="compare Redis, the ledger and Stripe; --fix repairs")

@@ -24,12 +24,15 @@ R = TypeVar("R")
 class Coalescer(Generic[T, R]):
     """`await submit(item)` returns `handle(batch)[i]` for the item's place i in its batch,
     or raises what `handle` raised (for every item of that batch), or the item's own result
-    if that is an exception. `handle` runs in a worker thread, one batch at a time."""
+    if that is an exception. `handle` runs in a worker thread, one batch at a time.
+    `linger`: how long the first item waits for company, where a batch costs much more to
+    handle than an item (a job) and no one waits for the answer in person (a webhook)."""
 
     def __init__(self, handle: Callable[[list[T]], Sequence[R | BaseException]], *,
-                 max_batch: int = 200) -> None:
+                 max_batch: int = 200, linger: float = 0.0) -> None:
         self._handle = handle
         self._max_batch = max_batch
+        self._linger = linger
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._draining: asyncio.Task[None] | None = None
 
@@ -43,6 +46,8 @@ class Coalescer(Generic[T, R]):
 
     async def _drain(self) -> None:
         try:
+            if self._linger:  # let a batch gather when the previous one has just gone
+                await asyncio.sleep(self._linger)
             while self._pending:
                 batch = self._pending[:self._max_batch]
                 del self._pending[:self._max_batch]

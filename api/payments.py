@@ -26,18 +26,15 @@ from api.inputs import field_uuid, json_body
 from engine import sales
 from engine.geometry import Geometry
 from engine.holds import Hold, HoldEngine
-from engine.keys import BlockKeys
-from engine.sales import SaleRequest
 from ledger.models import Order, OrderStatus
 from ledger.orders import (
     Buyer,
     LineSpec,
-    PaidOrder,
     attach_intent,
     create_order,
     next_order_number,
     order_for_hold,
-    paid_order,
+    payment_of,
 )
 from workers import finalize, jobs
 
@@ -241,13 +238,13 @@ async def stripe_webhook(request: Request) -> JSONResponse:
     logs.bind(order_id=str(order_id), stripe_event=event["id"])
     state = request.app.state
     async with state.sessions() as session:
-        order = await paid_order(session, order_id)
-    if order is None or order.payment_intent_id != intent["id"]:
+        found = await payment_of(session, order_id)
+    if found is None or found.payment_intent_id != intent["id"]:
         log.warning("webhook for an unknown order or intent", extra={"intent": intent["id"]})
         return shapes.ok({"received": True, "handled": False})
-    logs.bind(hold_id=str(order.hold_id))
+    logs.bind(hold_id=str(found.hold_id))
     if etype == "payment_intent.succeeded":
-        await _secure_seats(state.redis, order)
+        await _secure_seats(state.holds, order_id, found.hold_id)
         payment = finalize.Payment(order_id, finalize.StripeEventRef(event["id"], etype),
                                    accepted_at=time.time())
         await _queued(state.payments_queue.submit(payment))
@@ -258,15 +255,15 @@ async def stripe_webhook(request: Request) -> JSONResponse:
     return shapes.ok({"received": True, "handled": True})
 
 
-async def _secure_seats(redis: Any, order: PaidOrder) -> None:
-    """Sell the paid order its seats now, before any queue: from here a backlog can delay
-    its tickets, never cost its seats. Finalisation replays this sale. No seats left (the
-    hold had ended and the section sold out) is for finalisation to settle: a refund."""
-    request = SaleRequest(BlockKeys(order.event_date, order.section_slug), str(order.order_id),
-                          str(order.hold_id), order.quantity, order.seats)
-    sale = await sales.asell(redis, request)
-    log.info("seats secured", extra={"mode": sale.mode if sale else "none",
-                                     "seats": sale.seats if sale else []})
+async def _secure_seats(engine: HoldEngine, order_id: uuid.UUID, hold_id: uuid.UUID) -> None:
+    """Sell the paid order its hold's seats now, before any queue: from here a backlog can
+    delay its tickets, never cost its seats. A hold that had already ended is for
+    finalisation to settle (same seats, others, or a refund)."""
+    block = await engine.locate(str(hold_id))
+    sale = await sales.secure(engine.client, block, order_id=str(order_id),
+                              hold_id=str(hold_id), via=engine.pipeline)
+    log.info("seats secured" if sale else "the hold had ended; finalisation decides",
+             extra={"mode": sale.mode if sale else "none", "seats": sale.seats if sale else []})
 
 
 async def _queued(enqueue: Awaitable[Any]) -> None:

@@ -1,7 +1,8 @@
 """Where held seats become sold: the wrappers of `lua/sell_hold.lua`. The request that
-learns a payment succeeded (webhook, confirm) sells the seats at once (`asell`), so a queue
-backlog can delay the tickets but never cost the seats; finalisation sells again, which
-replays the same sale (`sell_each`, one round trip for a batch of orders)."""
+learns a payment succeeded sells the seats at once (`secure`: the webhook; a confirm
+finalises in its own request), so a queue backlog can delay the tickets but never cost the
+seats; finalisation sells again, which replays the same sale (`sell_each`, one round trip
+for a batch of orders)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 from amphi import errors
 from engine import keys, scripts
+from engine.autopipeline import AutoPipeline
 from engine.holds import RECLAIM_LIMIT, TOMBSTONE_MS, block_keys, text
 
 
@@ -21,7 +23,8 @@ class Sale:
 
 
 def parse_sale(reply: list[Any]) -> Sale | None:
-    """None when the block has no seats left for this order (it must be refunded)."""
+    """None when the block has no seats left for this order (it must be refunded), or, for
+    a `secure` call, when its hold had already ended."""
     code = int(reply[0])
     if code == 0:
         if text(reply[1]) == "no_block":
@@ -70,9 +73,14 @@ def sell_each(client: scripts.Client,
     return out
 
 
-async def asell(client: scripts.AsyncClient, request: SaleRequest) -> Sale | None:
-    """The seats of a payment that just succeeded, sold in the request that learnt it."""
-    return parse_sale(await scripts.arun(client, "sell_hold", *request.call()))
+async def secure(client: scripts.AsyncClient, block: keys.BlockKeys, *, order_id: str,
+                 hold_id: str, via: AutoPipeline | None = None) -> Sale | None:
+    """Sell a paid order its hold's seats in the request that learnt of the payment, from
+    the hold alone (no ledger read): from then a queue backlog can delay the tickets, never
+    cost the seats. None when the hold had already ended: finalisation then applies the
+    late-payment policy. Finalisation's sale replays this one."""
+    request = SaleRequest(block, order_id, hold_id, 0, [])
+    return parse_sale(await scripts.arun(client, "sell_hold", *request.call(), via=via))
 
 
 def release_for_order(client: scripts.Client, block: keys.BlockKeys, hold_id: str) -> bool:

@@ -6,13 +6,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import Sequence, func, select, update
-from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
+from sqlalchemy import Sequence, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from amphi.payments import Intent
-from ledger.models import Order, OrderLine, OrderStatus, Section, StripeEvent
+from ledger.models import Order, OrderLine, OrderStatus, StripeEvent
 
 ORDER_NUMBER_SEQ = Sequence("order_number_seq", start=100001)
 
@@ -119,32 +119,17 @@ def lock_orders(session: Session, order_ids: list[uuid.UUID]) -> list[Order]:
 
 
 @dataclass(frozen=True, slots=True)
-class PaidOrder:
-    """What securing a paid order's seats needs: its hold, block and the seats it held."""
-    order_id: uuid.UUID
+class PaymentOf:
+    """An order as a payment names it: the intent it expects, and its hold."""
     payment_intent_id: str | None
     hold_id: uuid.UUID
-    event_date: date
-    section_slug: str
-    quantity: int
-    seats: list[int]
 
 
-async def paid_order(session: AsyncSession, order_id: uuid.UUID) -> PaidOrder | None:
-    """One query: the order, its section's slug and its lines' seats (none for GA)."""
-    seats = func.array_remove(
-        func.array_agg(aggregate_order_by(OrderLine.seat_index, OrderLine.line_no)), None)
+async def payment_of(session: AsyncSession, order_id: uuid.UUID) -> PaymentOf | None:
+    """A primary-key read of two columns: the webhook's one ledger query."""
     row = (await session.execute(
-        select(Order.payment_intent_id, Order.hold_id, Order.event_date, Section.slug,
-               Order.quantity, seats)
-        .join(Section, Section.id == Order.section_id)
-        .outerjoin(OrderLine, OrderLine.order_id == Order.id)
-        .where(Order.id == order_id)
-        .group_by(Order.id, Section.slug)
-    )).first()
-    if row is None:
-        return None
-    return PaidOrder(order_id, row[0], row[1], row[2], row[3], row[4], list(row[5] or []))
+        select(Order.payment_intent_id, Order.hold_id).where(Order.id == order_id))).first()
+    return PaymentOf(row[0], row[1]) if row else None
 
 
 @dataclass(frozen=True, slots=True)

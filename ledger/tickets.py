@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from amphi.signing import Signer, ticket_claims
 from ledger.models import (
@@ -175,11 +175,12 @@ def tickets_of(session: Session, user_id: str, email: str) -> list[Ticket]:
 
 
 def tickets_of_order(session: Session, order_id: uuid.UUID) -> list[AmphitheaterTicket]:
+    """With their main ticket, pass and section: one query (each is one row per ticket)."""
     return list(session.scalars(
         select(AmphitheaterTicket)
         .where(AmphitheaterTicket.order_id == order_id)
-        .options(selectinload(AmphitheaterTicket.ticket),
-                 selectinload(AmphitheaterTicket.festival_day_ticket),
-                 selectinload(AmphitheaterTicket.section))
+        .options(joinedload(AmphitheaterTicket.ticket),
+                 joinedload(AmphitheaterTicket.festival_day_ticket),
+                 joinedload(AmphitheaterTicket.section))
         .order_by(AmphitheaterTicket.line_no)
     ))

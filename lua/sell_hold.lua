@@ -6,12 +6,14 @@
 --!include _block
 --!include _pick
 -- KEYS[6] {blk}:sales   hash order_id -> JSON {mode, seats, qty}: what each order got
--- ARGV[1] order_id  ARGV[2] hold_id  ARGV[3] qty  ARGV[4] preferred seats (the hold's,
--- comma-separated indices; '' for GA)  ARGV[5] reclaim_limit  ARGV[6] tombstone_ms
+-- ARGV[1] order_id  ARGV[2] hold_id  ARGV[3] qty, or 0 to secure only: sell the hold if it
+-- is still active, and never take other seats (the webhook's call, made without the
+-- ledger; finalisation applies the late-payment policy)  ARGV[4] preferred seats (the
+-- hold's, comma-separated indices; '' for GA)  ARGV[5] reclaim_limit  ARGV[6] tombstone_ms
 -- Returns {1, mode, seat_index, ...}  mode: 'hold' (the hold's seats), 'same' (its seats,
 --          re-taken after it ended), 'moved' (other seats in the block)
 --       | {2, mode, seat_index, ...}  this order was sold before (a replayed job)
---       | {0, 'no_seats'} | {0, 'no_block'}
+--       | {0, 'no_seats'} | {0, 'no_block'} | {0, 'hold_ended'} (qty 0, the hold had ended)
 local SALES = KEYS[6]
 local order_id, hold_id, qty = ARGV[1], ARGV[2], tonumber(ARGV[3])
 
@@ -45,6 +47,8 @@ if rec and rec.status == 'active' then
   rec.order_id = order_id
   retire(hold_id, rec, 'sold', now)
   qty = rec.qty
+elseif qty == 0 then
+  return {0, 'hold_ended'}
 else
   local c = redis.call('HMGET', META, 'held', 'sold')
   local available = capacity - tonumber(c[1]) - tonumber(c[2])

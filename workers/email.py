@@ -20,7 +20,6 @@ from sqlalchemy.orm import sessionmaker
 from amphi import errors, qr
 from amphi.settings import Settings
 from ledger.models import AmphitheaterTicket, Order, OrderStatus
-from ledger.orders import lock_order
 from ledger.tickets import tickets_of_order
 
 log = logging.getLogger(__name__)
@@ -124,7 +123,7 @@ def _send_one(settings: Settings, sessions: sessionmaker, mailer: Mailer,
               order_id: uuid.UUID) -> str:
     """Send once: a sent order is not sent again; a failed send raises."""
     with sessions.begin() as session:
-        order = lock_order(session, order_id)
+        order = session.get(Order, order_id, with_for_update=True)
         if order is None:
             raise errors.OrderNotFound()
         if order.email_sent_at is not None:

@@ -114,8 +114,8 @@ def _email_worker(name: str, *connection: Any, **options: Any) -> None:
 
 
 def default_processes() -> int:
-    """One ticket worker per core: a job is CPU work (building tickets, signing QR
-    payloads) between short waits on Redis and PostgreSQL."""
+    """One worker of each kind per core: a job is CPU work (tickets, QR codes) between short
+    waits on Redis and PostgreSQL, and the email workers only take what CPU is left."""
     return max(1, os.cpu_count() or 1)
 
 
