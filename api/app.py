@@ -86,6 +86,7 @@ def create_app(settings: Settings | None = None, *,
         refresher = log_flusher = None
         try:
             await scripts.aload_all(redis)
+            app.state.db = db
             app.state.sessions = async_session_factory(db)
             async with app.state.sessions() as session:
                 app.state.catalog = await load_catalog(session)

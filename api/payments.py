@@ -10,9 +10,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import stripe
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -31,9 +28,10 @@ from ledger.orders import (
     Buyer,
     LineSpec,
     attach_intent,
-    create_order,
-    next_order_number,
+    insert_order,
+    next_order_number_async,
     order_for_hold,
+    order_values,
     payment_of,
 )
 from workers import finalize, jobs
@@ -97,10 +95,10 @@ async def checkout(request: Request) -> JSONResponse:
     _check_owner(hold.owner, principal, "hold")
     payments: PaymentGateway = state.payments
 
+    order = None
+    if hold.status == "active" and hold.expires_ms > await engine.now_ms():
+        order = await _new_order(state, hold, buyer)
     async with state.sessions() as session:
-        order = None
-        if hold.status == "active" and hold.expires_ms > await engine.now_ms():
-            order = await _new_order(session, state, hold, buyer)
         # a retried checkout (or one that lost the race to create the order)
         order = order or await session.run_sync(order_for_hold, hold_id)
         if order is None:
@@ -117,41 +115,34 @@ async def checkout(request: Request) -> JSONResponse:
                                        email=order.buyer_email)
             await attach_intent(session, order.id, intent, payments.demo)
             await session.commit()
-            await session.refresh(order)
+            order = await session.run_sync(order_for_hold, hold_id)  # the intent recorded
         return shapes.ok(_checkout_json(order, payments))
 
 
-async def _new_order(session: AsyncSession, state: Any, hold: Hold,
-                     buyer: Buyer) -> Order | None:
+async def _new_order(state: Any, hold: Hold, buyer: Buyer) -> Order | None:
     """The hold's order, created in one transaction (with its intent in demo mode, where
-    making one is free); None if the hold has one already."""
+    making one is free); None if the hold has one already. Returns the row as written (not
+    attached to a session)."""
     section = state.catalog.section_by_slug(hold.section)
     geometry = Geometry(section.rows or 1, section.seats_per_row or 1)
     lines = ([LineSpec(i, geometry.seat(i).row, geometry.seat(i).seat) for i in hold.seats]
              if section.reserved else [LineSpec(None, None, None)] * hold.quantity)
     payments: PaymentGateway = state.payments
     order_id, hold_id = uuid.uuid4(), uuid.UUID(hold.hold_id)
-
-    def create(s: Session) -> Order:
-        number = next_order_number(s)
+    async with state.db.begin() as conn:
+        number = await next_order_number_async(conn)
         intent = (payments.create_intent(
             order_id=str(order_id), hold_id=str(hold_id), order_number=number,
             amount_cents=hold.price_cents * len(lines), email=buyer.email)
             if payments.demo else None)
-        return create_order(s, order_id=order_id, order_number=number, hold_id=hold_id,
-                            buyer=buyer, section_id=section.id, event_date=hold.event_date,
-                            unit_price_cents=hold.price_cents, lines=lines, intent=intent,
-                            demo=payments.demo)
-
-    try:
-        order = await session.run_sync(create)
-        await session.commit()
-    except IntegrityError:  # this hold has an order: a retry, or a concurrent checkout
-        await session.rollback()
-        return None
-    log.info("order created", extra={"order_id": str(order.id),
-                                     "order_number": order.order_number})
-    return order
+        values = order_values(order_id=order_id, order_number=number, hold_id=hold_id,
+                              buyer=buyer, section_id=section.id, event_date=hold.event_date,
+                              unit_price_cents=hold.price_cents, quantity=len(lines),
+                              intent=intent, demo=payments.demo)
+        if not await insert_order(conn, values, lines):
+            return None  # a retry, or a concurrent checkout of the same hold
+    log.info("order created", extra={"order_id": str(order_id), "order_number": number})
+    return Order(**values, currency="usd")
 
 
 async def stripe_call(state: Any, fn: Callable[..., T], **kwargs: Any) -> T:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import Sequence, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from amphi.payments import Intent
@@ -43,6 +44,43 @@ def next_order_number(session: Session) -> str:
     return f"ORD-{session.execute(ORDER_NUMBER_SEQ.next_value()).scalar_one()}"
 
 
+def order_values(*, order_id: uuid.UUID, order_number: str, hold_id: uuid.UUID, buyer: Buyer,
+                 section_id: uuid.UUID, event_date: date, unit_price_cents: int,
+                 quantity: int, intent: Intent | None = None, demo: bool = False,
+                 ) -> dict[str, Any]:
+    """A new pending order's columns (its payment intent too when it is already known)."""
+    return {"id": order_id, "order_number": order_number, "hold_id": hold_id,
+            "user_id": buyer.user_id, "buyer_email": buyer.email,
+            "buyer_first_name": buyer.first_name, "buyer_last_name": buyer.last_name,
+            "section_id": section_id, "event_date": event_date, "quantity": quantity,
+            "unit_price_cents": unit_price_cents, "total_cents": unit_price_cents * quantity,
+            "status": OrderStatus.PENDING,
+            "payment_intent_id": intent.id if intent else None,
+            "client_secret": intent.client_secret if intent else None, "demo": demo}
+
+
+async def insert_order(conn: AsyncConnection, values: dict[str, Any],
+                       lines: list[LineSpec]) -> bool:
+    """Insert an order and its lines with two Core statements, in the caller's transaction
+    (checkout's, the on-sale's busiest write: the ORM's unit of work cost more than the
+    SQL). False, with nothing written, if its hold has an order already."""
+    inserted = await conn.execute(
+        insert(Order.__table__).values(values)
+        .on_conflict_do_nothing(index_elements=[Order.__table__.c.hold_id])
+        .returning(Order.__table__.c.id))
+    if inserted.first() is None:
+        return False
+    await conn.execute(insert(OrderLine.__table__), [
+        {"id": uuid.uuid4(), "order_id": values["id"], "line_no": n, "seat_index": ln.seat_index,
+         "row": ln.row, "seat": ln.seat, "price_cents": values["unit_price_cents"]}
+        for n, ln in enumerate(lines, start=1)])
+    return True
+
+
+async def next_order_number_async(conn: AsyncConnection) -> str:
+    return f"ORD-{(await conn.execute(ORDER_NUMBER_SEQ.next_value())).scalar_one()}"
+
+
 def create_order(
     session: Session,
     *,
@@ -57,30 +95,16 @@ def create_order(
     intent: Intent | None = None,
     demo: bool = False,
 ) -> Order:
-    """A pending order for a hold (one per hold: a second raises IntegrityError at flush),
-    with its payment intent when it is already known (demo mode)."""
+    """`insert_order` through the ORM, for callers that hold a Session (one order per hold:
+    a second raises IntegrityError at flush)."""
     order = Order(
-        id=order_id,
-        order_number=order_number,
-        hold_id=hold_id,
-        user_id=buyer.user_id,
-        buyer_email=buyer.email,
-        buyer_first_name=buyer.first_name,
-        buyer_last_name=buyer.last_name,
-        section_id=section_id,
-        event_date=event_date,
-        quantity=len(lines),
-        unit_price_cents=unit_price_cents,
-        total_cents=unit_price_cents * len(lines),
-        status=OrderStatus.PENDING,
-        payment_intent_id=intent.id if intent else None,
-        client_secret=intent.client_secret if intent else None,
-        demo=demo,
-        lines=[
-            OrderLine(line_no=i, seat_index=ln.seat_index, row=ln.row, seat=ln.seat,
-                      price_cents=unit_price_cents)
-            for i, ln in enumerate(lines, start=1)
-        ],
+        **order_values(order_id=order_id, order_number=order_number, hold_id=hold_id,
+                       buyer=buyer, section_id=section_id, event_date=event_date,
+                       unit_price_cents=unit_price_cents, quantity=len(lines), intent=intent,
+                       demo=demo),
+        lines=[OrderLine(line_no=i, seat_index=ln.seat_index, row=ln.row, seat=ln.seat,
+                         price_cents=unit_price_cents)
+               for i, ln in enumerate(lines, start=1)],
     )
     session.add(order)
     session.flush()
