@@ -115,7 +115,8 @@ async def checkout(request: Request) -> JSONResponse:
                                        email=order.buyer_email)
             await attach_intent(session, order.id, intent, payments.demo)
             await session.commit()
-            order = await session.run_sync(order_for_hold, hold_id)  # the intent recorded
+            # the intent recorded: this one, or a concurrent checkout's
+            order = await session.get(Order, order.id, populate_existing=True)
         return shapes.ok(_checkout_json(order, payments))
 
 
