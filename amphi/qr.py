@@ -2,13 +2,17 @@
 
 Made for speed, with qrcode's encoder: a confirmation email carries a QR code per ticket,
 and at an on-sale's pace (100 emails a second) qrcode's defaults cost ~35 ms of CPU a code
-on this project's 2-core machine. Three choices bring that to ~6 ms:
+on this project's 2-core machine. These choices bring that to ~3 ms:
 - a fixed mask pattern: qrcode otherwise builds the symbol under all eight masks to score
   them. The score only prefers symbols with fewer large blocks; every mask is valid and
   decodes the same (ISO/IEC 18004 lets an encoder pick any), and our payloads are
   base64url text, which the mask already breaks up.
 - the version computed from the payload's length, where qrcode's `fit` encodes the data
   again for each version it tries;
+- the codewords (the bit stream and its Reed-Solomon error correction) computed with
+  qrcode's own tables by a shift register (`codewords`), handed to qrcode as its
+  `data_cache`: its division of Polynomial objects was half of the time. qrcode still
+  places them with the function patterns; a test holds `codewords` to qrcode's output;
 - drawing the PNG from the module matrix with one Pillow resize instead of qrcode's image
   factory, which paints each module as a rectangle.
 A QR library with a native encoder would replace this; none is in the stack.
@@ -21,7 +25,7 @@ import io
 
 import qrcode
 from PIL import Image
-from qrcode import util
+from qrcode import LUT, base, util
 from qrcode.constants import ERROR_CORRECT_M
 
 MASK_PATTERN = 0
@@ -39,12 +43,65 @@ def version_for(data: bytes) -> int:
     raise ValueError(f"{len(data)} bytes do not fit in a QR code")
 
 
+def _divisor(ec_count: int) -> list[int]:
+    """The Reed-Solomon generator polynomial of `ec_count` codewords, as logs of its
+    coefficients after the leading 1 (qrcode's own table)."""
+    return [base.glog(c) for c in LUT.rsPoly_LUT[ec_count][1:]]
+
+
+def _remainder(data: list[int], divisor_logs: list[int]) -> list[int]:
+    """`data` times x^n modulo the generator: the block's error correction codewords, by
+    the shift-register division (qrcode divides Polynomial objects, a new one a step)."""
+    exp, log = base.EXP_TABLE, base.LOG_TABLE
+    ecc = [0] * len(divisor_logs)
+    for byte in data:
+        factor = byte ^ ecc.pop(0)
+        ecc.append(0)
+        if factor:
+            f = log[factor]
+            for i, g in enumerate(divisor_logs):
+                ecc[i] ^= exp[(f + g) % 255]
+    return ecc
+
+
+def codewords(data: bytes, version: int) -> list[int]:
+    """What qrcode's `util.create_data` makes of `data` as one byte-mode segment at level M
+    (mode, length, data, terminator, padding, error correction, interleaving), at a
+    fraction of its cost; tests/test_qr.py holds it to qrcode's output."""
+    blocks = base.rs_blocks(version, ERROR_CORRECT_M)
+    capacity = sum(b.data_count for b in blocks)
+    count_bits = util.length_in_bits(util.MODE_8BIT_BYTE, version)
+    bits = (util.MODE_8BIT_BYTE << count_bits | len(data)) << 8 * len(data) | int.from_bytes(
+        data, "big")
+    length = 4 + count_bits + 8 * len(data)
+    terminator = min(4, capacity * 8 - length)
+    bits, length = bits << terminator, length + terminator
+    if length % 8:
+        bits, length = bits << (8 - length % 8), length + 8 - length % 8
+    stream = list(bits.to_bytes(length // 8, "big"))
+    stream += [util.PAD0, util.PAD1] * ((capacity - len(stream)) // 2 + 1)
+    stream = stream[:capacity]
+    data_blocks, ecc_blocks, offset = [], [], 0
+    for block in blocks:
+        chunk = stream[offset:offset + block.data_count]
+        offset += block.data_count
+        data_blocks.append(chunk)
+        ecc_blocks.append(_remainder(chunk, _divisor(block.total_count - block.data_count)))
+    out = []
+    for group in (data_blocks, ecc_blocks):
+        for i in range(max(len(b) for b in group)):
+            out += [b[i] for b in group if i < len(b)]
+    return out
+
+
 def matrix(payload: str) -> list[list[bool]]:
-    """The symbol's modules, row by row (True: dark), without the quiet zone."""
+    """The symbol's modules, row by row (True: dark), without the quiet zone: qrcode places
+    our codewords (its `data_cache`) and the function patterns."""
     data = payload.encode()
-    code = qrcode.QRCode(version=version_for(data), error_correction=ERROR_CORRECT_M,
-                         border=0, mask_pattern=MASK_PATTERN)
-    code.add_data(data, optimize=0)  # one byte-mode segment, as version_for counts it
+    version = version_for(data)
+    code = qrcode.QRCode(version=version, error_correction=ERROR_CORRECT_M, border=0,
+                         mask_pattern=MASK_PATTERN)
+    code.data_cache = codewords(data, version)
     code.make(fit=False)
     return code.modules
 

@@ -43,3 +43,18 @@ def test_quiet_zone_and_module_size() -> None:
     assert image.size[0] == image.size[1] == (modules + 2 * qr.BORDER) * qr.BOX_SIZE
     corner = image.convert("L").getpixel((0, 0))
     assert corner == 255  # the quiet zone is white
+
+
+@pytest.mark.parametrize("length", [1, 17, 120, 215, 400, 1200])
+def test_codewords_are_what_qrcode_computes(length: int) -> None:
+    """amphi.qr computes the codewords itself (for speed) and hands them to qrcode: they
+    must be exactly qrcode's own, bit stream, padding, error correction and interleaving."""
+    from qrcode import util
+    from qrcode.constants import ERROR_CORRECT_M
+
+    for _ in range(5):
+        data = secrets.token_bytes(length)
+        version = qr.version_for(data)
+        theirs = util.create_data(version, ERROR_CORRECT_M,
+                                  [util.QRData(data, util.MODE_8BIT_BYTE)])
+        assert qr.codewords(data, version) == theirs
