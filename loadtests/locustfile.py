@@ -103,6 +103,11 @@ class Poller(Fan):
         self.poll()
 
 
+# SPIKE_PURCHASE=0: buyers hold but never check out or pay, the same hot-path load without
+# the purchase path, to measure what the purchase path costs the holds and the polls.
+PURCHASE = os.environ.get("SPIKE_PURCHASE", "1") != "0"
+
+
 class Buyer(Fan):
     weight = 2
 
@@ -110,7 +115,7 @@ class Buyer(Fan):
     def buy(self) -> None:
         self.poll()
         hold_id = self.hold()
-        if hold_id is None:
+        if hold_id is None or not PURCHASE:
             return
         order = self.client.post("/api/payments/amphitheater/checkout/", name="checkout",
                                  headers=self.auth,

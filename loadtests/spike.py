@@ -30,12 +30,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tail", type=int, default=20, help="seconds of the tail")
     parser.add_argument("--processes", type=int, default=1,
                         help="Locust worker processes (-1: one a core)")
+    parser.add_argument("--no-purchase", action="store_true",
+                        help="buyers hold but never check out or pay: the baseline that "
+                             "shows what the purchase path costs holds and polls")
     parser.add_argument("--out", default=str(HERE / "results" / "spike"),
                         help="report prefix (CSV files and .html)")
     args = parser.parse_args(argv)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "SPIKE_PEAK": str(args.peak), "SPIKE_RAMP_SECONDS": str(args.ramp),
-           "SPIKE_PLATEAU_SECONDS": str(args.plateau), "SPIKE_TAIL_SECONDS": str(args.tail)}
+           "SPIKE_PLATEAU_SECONDS": str(args.plateau), "SPIKE_TAIL_SECONDS": str(args.tail),
+           "SPIKE_PURCHASE": "0" if args.no_purchase else "1"}
     locust = [sys.executable, "-m", "locust", "-f", str(HERE / "locustfile.py"), "--headless",
               "--host", args.host, "--csv", args.out, "--html", f"{args.out}.html",
               "--only-summary"]
