@@ -1,9 +1,9 @@
 """The RQ jobs: module-level functions of plain values, safe to run twice, retried with
 backoff, enqueued only after the transaction that made them necessary has committed.
 
-Three queues, worked in this order by every worker process: finalisation (a job finalises
-a batch of payments), maintenance (the sweeps), email (a job sends a batch of orders'
-confirmations). Email has a queue of its own so that a backlog of emails never waits in
+Three queues, each worked by processes of its own (workers/queues.py): finalisation (a job
+finalises a batch of payments), maintenance (the sweeps), email (a job sends a batch of
+orders' confirmations). Email has a queue of its own so that a backlog of emails never waits in
 front of a ticket; a job is one batch because RQ's own work per job (about a dozen Redis
 round trips) would otherwise cost more than the ticket.
 """
@@ -131,7 +131,7 @@ def enqueue_emails(queue: Queue, order_ids: Sequence[uuid.UUID]) -> None:
     ids = [str(i) for i in order_ids]
     chunks = [ids[i:i + EMAILS_PER_JOB] for i in range(0, len(ids), EMAILS_PER_JOB)]
     queue.enqueue_many([
-        Queue.prepare_data(send_order_emails, args=(chunk,), retry=RETRY, timeout=300,
+        Queue.prepare_data(send_order_emails, args=(chunk,), retry=RETRY, timeout=60,
                            failure_ttl=KEEP_FAILED,
                            description=f"email {len(chunk)} order(s): {', '.join(chunk[:3])}"
                                        f"{' ...' if len(chunk) > 3 else ''}")

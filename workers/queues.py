@@ -1,13 +1,17 @@
-"""Queue names and the worker loop that `amphi worker` runs."""
+"""The worker processes that `amphi worker` runs, and the cron that enqueues the sweeps."""
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
 import os
+import time
+from collections import Counter
+from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from redis import exceptions as redis_errors
 from rq import Queue, SimpleWorker
 from rq.cron import CronScheduler
 from rq.job import Job
@@ -24,8 +28,20 @@ log = logging.getLogger(__name__)
 
 
 def run_cron(settings: Settings) -> None:
-    """RQ's own scheduler: enqueues the sweep every SWEEP_INTERVAL_SECONDS."""
+    """RQ's own scheduler: enqueues the sweep every SWEEP_INTERVAL_SECONDS. RQ's loop ends
+    at the first Redis error; a restart of RQ's Redis must not end the sweeps for good, so
+    it starts again (one warning line a second while Redis is away)."""
     _configure_logs(settings)
+    while True:
+        try:
+            _cron(settings).start()
+            return  # stopped on request (SIGTERM, SIGINT)
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
+            log.warning("the cron lost RQ's Redis; starting again", extra={"error": str(exc)})
+            time.sleep(1)
+
+
+def _cron(settings: Settings) -> CronScheduler:
     cron = CronScheduler(connection=queue_client(settings.rq_url), name="amphi-cron")
     cron.register(
         sweep_expired_holds,
@@ -38,7 +54,7 @@ def run_cron(settings: Settings) -> None:
     )
     cron.register(expire_abandoned_orders, queue_name=MAINTENANCE, interval=60, ttl=120,
                   result_ttl=60, failure_ttl=3600)
-    cron.start()
+    return cron
 
 
 def _configure_logs(settings: Settings) -> None:
@@ -58,6 +74,9 @@ class AmphiWorker(SimpleWorker):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("maintenance_interval", MAINTENANCE_INTERVAL_SECONDS)
+        # An idle worker waits for a job at most worker_ttl - 15 s, and only notices
+        # abandoned jobs between waits: RQ's 420 s left a killed worker's job for 7 minutes.
+        kwargs.setdefault("worker_ttl", WORKER_TTL_SECONDS)
         super().__init__(*args, **kwargs)
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
@@ -77,40 +96,51 @@ class AmphiWorker(SimpleWorker):
 
 
 MAINTENANCE_INTERVAL_SECONDS = 15
+WORKER_TTL_SECONDS = 30
 HEARTBEAT_MARGIN_SECONDS = 10
 EMAIL_NICENESS = 10  # CFS then gives an email process ~1/10 of a contended core's time
-TICKET_QUEUES = (DEFAULT, MAINTENANCE)
 
 
-class TicketsAndEmailsPool(WorkerPool):
-    """RQ's WorkerPool (it restarts a worker that dies, and stops them all on SIGTERM),
-    with `emails` of its workers on the email queue alone, at a lower CPU priority: during
-    an on-sale the API and the tickets get the cores, and the emails catch up when the rush
-    eases. The others take tickets and the sweeps."""
+@dataclass(frozen=True)
+class Kind:
+    """Workers on one queue: RQ takes a job from a single queue by moving it into a list of
+    its own (BLMOVE), from several by popping it (BLPOP), and a worker killed in between
+    loses a popped job for good. So every worker of the pool has exactly one queue."""
+    queue: str
+    count: int
+    niceness: int = 0
 
-    def __init__(self, connection: Any, *, tickets: int, emails: int) -> None:
-        super().__init__(list(TICKET_QUEUES), connection=connection,
-                         num_workers=tickets + emails, worker_class=AmphiWorker)
-        self.emails = emails
-        self.email_workers: set[str] = set()
+
+class AmphiPool(WorkerPool):
+    """RQ's WorkerPool (it restarts a worker that dies, and stops them all on SIGTERM), with
+    workers of several kinds: tickets, the sweeps, and emails at a lower CPU priority, so
+    that during an on-sale the API and the tickets get the cores and the emails catch up
+    when the rush eases."""
+
+    def __init__(self, connection: Any, kinds: list[Kind]) -> None:
+        super().__init__([kinds[0].queue], connection=connection,
+                         num_workers=sum(k.count for k in kinds), worker_class=AmphiWorker)
+        self.kinds = kinds
+        self.kind_of: dict[str, Kind] = {}
 
     def get_worker_process(self, name: str, burst: bool, _sleep: float = 0,
                            logging_level: str = "INFO") -> BaseProcess:
-        self.email_workers &= self.worker_dict.keys()  # forget the dead
-        if len(self.email_workers) >= self.emails:
-            return super().get_worker_process(name, burst, _sleep, logging_level)
-        self.email_workers.add(name)
+        self.kind_of = {n: k for n, k in self.kind_of.items() if n in self.worker_dict}
+        alive = Counter(self.kind_of.values())
+        kind = next(k for k in self.kinds if alive[k] < k.count)
+        self.kind_of[name] = kind
         return ForkProcess(
-            target=_email_worker,
-            args=(name, self._connection_class, self._pool_class, self._pool_kwargs),
+            target=_worker_of_kind,
+            args=(kind, name, self._connection_class, self._pool_class, self._pool_kwargs),
             kwargs={"burst": burst, "logging_level": logging_level,
                     "worker_class": self.worker_class},
-            name=f"Email worker {name} (WorkerPool {self.name})")
+            name=f"{kind.queue} worker {name} (WorkerPool {self.name})")
 
 
-def _email_worker(name: str, *connection: Any, **options: Any) -> None:
-    os.nice(EMAIL_NICENESS)
-    rq_run_worker(name, [EMAIL], *connection, **options)
+def _worker_of_kind(kind: Kind, name: str, *connection: Any, **options: Any) -> None:
+    if kind.niceness:
+        os.nice(kind.niceness)
+    rq_run_worker(name, [kind.queue], *connection, **options)
 
 
 def default_processes() -> int:
@@ -121,9 +151,9 @@ def default_processes() -> int:
 
 def run_worker(settings: Settings, *, burst: bool = False, with_cron: bool = True,
                processes: int = 1, email_processes: int = 1) -> None:
-    """`processes` ticket workers and `email_processes` email workers under one pool, and
-    RQ's cron for the sweeps. `burst`: one worker takes every queue until all are empty
-    (emails included), then exits."""
+    """`processes` ticket workers, one for the sweeps and `email_processes` email workers
+    under one pool, and RQ's cron that enqueues the sweeps. `burst`: one worker takes every
+    queue until all are empty (emails included), then exits."""
     _configure_logs(settings)
     connection = queue_client(settings.rq_url)
     level = "DEBUG" if settings.log_level == "DEBUG" else "WARNING"
@@ -139,9 +169,10 @@ def run_worker(settings: Settings, *, burst: bool = False, with_cron: bool = Tru
         cron.start()
     log.info("worker starting", extra={"ticket_processes": processes,
                                        "email_processes": email_processes})
+    kinds = [Kind(DEFAULT, processes), Kind(MAINTENANCE, 1),
+             Kind(EMAIL, email_processes, EMAIL_NICENESS)]
     try:
-        TicketsAndEmailsPool(connection, tickets=processes, emails=email_processes).start(
-            logging_level=level)
+        AmphiPool(connection, kinds).start(logging_level=level)
     finally:
         if cron is not None:
             cron.terminate()
