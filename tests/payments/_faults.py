@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -26,7 +27,12 @@ import psutil
 import redis
 from rq import Queue
 from rq.job import Job
-from rq.registry import StartedJobRegistry
+from rq.registry import (
+    FailedJobRegistry,
+    FinishedJobRegistry,
+    ScheduledJobRegistry,
+    StartedJobRegistry,
+)
 from rq.worker import Worker
 from sqlalchemy import Connection, Engine, text
 
@@ -60,15 +66,18 @@ HANDLED = {"received": True, "handled": True}
 BLOCKER_EVENT_TYPE = "drill.blocker"
 
 
-def wait_for(what: str, check: Callable[[], Any], timeout: float, every: float = 0.2) -> Any:
-    """`check()`'s first truthy value, polled until `timeout` seconds have passed."""
+def wait_for(what: str, check: Callable[[], Any], timeout: float, every: float = 0.2, *,
+             explain: Callable[[], str] | None = None) -> Any:
+    """`check()`'s first truthy value, polled until `timeout` seconds have passed; then an
+    AssertionError with `explain()`."""
     deadline = time.monotonic() + timeout
     while True:
         found = check()
         if found:
             return found
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}"
+                                 + (f"\n{explain()}" if explain else ""))
         time.sleep(every)
 
 
@@ -87,8 +96,6 @@ def postgres_missing() -> str | None:
         if shutil.which("runuser") is None:
             return "running as root without runuser(1) to start PostgreSQL as postgres"
         try:
-            import pwd
-
             pwd.getpwnam("postgres")
         except KeyError:
             return "running as root and there is no `postgres` user to run PostgreSQL"
@@ -238,19 +245,25 @@ class PoolWorker:
     name: str
     pid: int
     state: str
+    queues: tuple[str, ...]
 
 
 @dataclass
 class WorkerPool:
     """`amphi worker --processes N` (not burst) in a subprocess, logging to `log_path`.
     Remembers every process it has seen under it, so that `stop` can also end those that
-    outlived their parent (RQ's scheduler process survives its worker's SIGKILL)."""
+    outlived their parent (RQ's scheduler process survives its worker's SIGKILL).
+
+    How many workers the pool runs, and on which queues, is the application's business
+    (workers/queues.py); a pool is ready when every worker process it forked has registered
+    with RQ and together they work every queue of jobs.QUEUES."""
 
     settings: Settings
     log_path: Path
     processes: int = 2
     proc: subprocess.Popen[bytes] | None = None
     seen: dict[int, psutil.Process] = field(default_factory=dict)
+    parents: dict[int, int] = field(default_factory=dict)
     leftovers: list[str] = field(default_factory=list)
 
     def start(self) -> None:
@@ -270,13 +283,33 @@ class WorkerPool:
     def descendants(self) -> list[psutil.Process]:
         found = self.main.children(recursive=True)
         for p in found:
-            self.seen.setdefault(p.pid, p)
+            if p.pid not in self.seen:
+                self.seen[p.pid] = p
+                with contextlib.suppress(psutil.Error):
+                    self.parents[p.pid] = p.ppid()
         return found
 
-    def children(self) -> set[int]:
-        """Pids of the pool process's live children (its workers, RQ's cron, ...)."""
+    def _children(self) -> dict[int, list[str]]:
+        """The pool process's live children (workers, RQ's cron, multiprocessing's
+        resource tracker) and their command lines."""
         self.descendants()
-        return {p.pid for p in self.main.children() if p.status() != psutil.STATUS_ZOMBIE}
+        found = {}
+        for p in self.main.children():
+            with contextlib.suppress(psutil.Error):
+                if p.status() != psutil.STATUS_ZOMBIE:
+                    found[p.pid] = p.cmdline()
+        return found
+
+    def forked(self) -> set[int]:
+        """Pids of the worker processes: the children forked by RQ's WorkerPool (not the
+        spawned cron, nor the resource tracker)."""
+        return {pid for pid, argv in self._children().items()
+                if not any("spawn_main" in a or "resource_tracker" in a for a in argv)}
+
+    def cron_alive(self) -> bool:
+        """Whether the pool's `amphi-cron` process (a spawned child: RQ's CronScheduler,
+        which enqueues the sweeps) is running."""
+        return any(any("spawn_main" in a for a in argv) for argv in self._children().values())
 
     def workers(self, connection: redis.Redis) -> list[PoolWorker]:
         """The workers registered in RQ whose process is a live child of the pool."""
@@ -284,25 +317,37 @@ class WorkerPool:
         if self.proc.poll() is not None:
             raise AssertionError(f"amphi worker exited with {self.proc.returncode}:\n"
                                  f"{self.log()}")
-        children = self.children()
-        found = []
-        for worker in Worker.all(connection=connection):
-            if worker.pid in children:
-                found.append(PoolWorker(worker.name, worker.pid, worker.get_state()))
-        return found
+        forked = self.forked()
+        return [PoolWorker(w.name, w.pid, w.get_state(), tuple(w.queue_names()))
+                for w in Worker.all(connection=connection) if w.pid in forked]
 
-    def wait_ready(self, connection: redis.Redis, timeout: float = 60) -> list[PoolWorker]:
-        return wait_for(f"{self.processes} registered pool workers",
-                        lambda: (w if len(w := self.workers(connection)) == self.processes
-                                 else None), timeout, every=0.3)
+    def ready(self, connection: redis.Redis) -> list[PoolWorker] | None:
+        workers = self.workers(connection)
+        covered = {q for w in workers for q in w.queues}
+        if workers and {w.pid for w in workers} == self.forked() and covered >= set(jobs.QUEUES):
+            return workers
+        return None
+
+    def wait_ready(self, connection: redis.Redis, timeout: float = 60,
+                   count: int | None = None) -> list[PoolWorker]:
+        """The pool's workers once ready (and `count` of them, when given)."""
+        def explain() -> str:
+            registered = [(w.name, w.pid, w.queue_names())
+                          for w in Worker.all(connection=connection)]
+            return f"forked={sorted(self.forked())}\nregistered={registered}\n{self.log()}"
+
+        return wait_for(
+            "the pool's workers to register with RQ",
+            lambda: (w if (w := self.ready(connection)) and count in (None, len(w)) else None),
+            timeout, every=0.3, explain=explain)
 
     def log(self, lines: int = 80) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     def stop(self) -> None:
-        """SIGTERM (RQ's warm shutdown), SIGKILL after 30 s; then SIGKILL, one pid at a time,
-        every process seen under the pool that is still running (each checked to be the
-        very process seen, not a reused pid)."""
+        """SIGTERM (RQ's warm shutdown), SIGKILL after 30 s; then, after 5 s of grace,
+        SIGKILL one pid at a time every process seen under the pool that still runs (each
+        checked to be the very process seen, not a reused pid), noted in `leftovers`."""
         if self.proc is None:
             return
         with contextlib.suppress(psutil.Error):
@@ -315,13 +360,19 @@ class WorkerPool:
                 self.leftovers.append(f"amphi worker {self.proc.pid} ignored SIGTERM for 30 s")
                 self.proc.kill()
                 self.proc.wait()
-        for pid, process in self.seen.items():
+        running = []
+        for process in self.seen.values():
             with contextlib.suppress(psutil.Error):
                 if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
-                    self.leftovers.append(f"{pid} {' '.join(process.cmdline())[:80]!r} "
-                                          "outlived the pool")
-                    process.kill()
-                    process.wait(10)
+                    running.append(process)
+        _, still = psutil.wait_procs(running, timeout=5)
+        for process in still:
+            with contextlib.suppress(psutil.Error):
+                self.leftovers.append(
+                    f"pid {process.pid} (child of {self.parents.get(process.pid)}) "
+                    f"{' '.join(process.cmdline())[-60:]!r} outlived the pool")
+                process.kill()
+                process.wait(10)
 
 
 # -- a finalisation held in the middle of its transaction ---------------------------------------
@@ -478,22 +529,80 @@ def completed_count(engine: Engine, purchases: Sequence[Purchase]) -> int:
                   ids=[p.order_id for p in purchases])
 
 
-def emailed_count(engine: Engine, purchases: Sequence[Purchase]) -> int:
-    return scalar(engine, "SELECT count(*) FROM orders WHERE id = ANY(CAST(:ids AS uuid[])) "
-                          "AND email_sent_at IS NOT NULL",
-                  ids=[p.order_id for p in purchases])
+def unemailed(engine: Engine, purchases: Sequence[Purchase]) -> list[dict[str, Any]]:
+    return rows(engine, "SELECT order_number, status, completed_at FROM orders "
+                        "WHERE id = ANY(CAST(:ids AS uuid[])) AND email_sent_at IS NULL "
+                        "ORDER BY order_number", ids=[p.order_id for p in purchases])
+
+
+def assert_every_confirmation_sent(engine: Engine, purchases: Sequence[Purchase],
+                                   timeout: float = 30) -> None:
+    """Every completed order's confirmation email is sent (workers/email.py marks
+    email_sent_at), within `timeout` seconds."""
+    wait_for("every confirmation email", lambda: not unemailed(engine, purchases), timeout,
+             every=0.5, explain=lambda: "completed orders that never got their email: "
+             + ", ".join(f"{r['order_number']} (completed {r['completed_at']:%H:%M:%S.%f})"
+                         for r in unemailed(engine, purchases)))
+
+
+def live_workers(connection: redis.Redis) -> set[str]:
+    """Names of the registered workers whose process is alive (a SIGKILLed worker stays
+    registered until its key expires)."""
+    return {w.name for w in Worker.all(connection=connection) if psutil.pid_exists(w.pid)}
+
+
+def abandoned_jobs(connection: redis.Redis) -> list[str]:
+    """Finalisation and email jobs still `started` by a worker that no longer exists: RQ
+    retries them when a worker's registry cleanup finds their heartbeat lapsed."""
+    live = live_workers(connection)
+    found = []
+    for name in (jobs.DEFAULT, jobs.EMAIL):
+        for job_id in StartedJobRegistry(name, connection=connection).get_job_ids(
+                cleanup=False):
+            job = Job.fetch(job_id, connection=connection)
+            if job.worker_name not in live:
+                found.append(job_id)
+    return found
 
 
 def queues_idle(connection: redis.Redis) -> bool:
-    """Finalisation and email have nothing queued, running or waiting for a retry."""
-    from rq.registry import ScheduledJobRegistry
-
+    """Finalisation and email have nothing queued, waiting for a retry or running in a live
+    worker (a job abandoned by a dead worker is not waited for: see abandoned_jobs)."""
+    abandoned = set(abandoned_jobs(connection))
     for name in (jobs.DEFAULT, jobs.EMAIL):
         queue = Queue(name, connection=connection)
-        if (queue.count or StartedJobRegistry(queue=queue).get_job_ids(cleanup=False)
+        started = set(StartedJobRegistry(queue=queue).get_job_ids(cleanup=False))
+        if (queue.count or started - abandoned
                 or ScheduledJobRegistry(queue=queue).get_job_ids(cleanup=False)):
             return False
     return True
+
+
+def describe_queues(connection: redis.Redis) -> str:
+    """RQ's state, for a drill that timed out: each queue's jobs and registries, the
+    workers, and the scheduler and maintenance locks with their TTLs."""
+    lines = []
+    for name in jobs.QUEUES:
+        queue = Queue(name, connection=connection)
+        started = StartedJobRegistry(queue=queue)
+        lines.append(f"{name}: queued={queue.count} "
+                     f"scheduled={ScheduledJobRegistry(queue=queue).get_job_ids(cleanup=False)} "
+                     f"failed={FailedJobRegistry(queue=queue).get_job_ids(cleanup=False)}")
+        live = live_workers(connection)
+        for entry, expires in connection.zrange(started.key, 0, -1, withscores=True):
+            job = Job.fetch(entry.decode().split(":")[0], connection=connection)
+            lines.append(
+                f"  started job {job.id}: status={job.get_status()} worker={job.worker_name} "
+                f"({'alive' if job.worker_name in live else 'gone'}) "
+                f"retries_left={job.retries_left}, heartbeat lapsed "
+                f"{time.time() - expires:.0f}s ago")
+    for worker in Worker.all(connection=connection):
+        lines.append(f"worker {worker.name} pid={worker.pid} state={worker.get_state()}")
+    for key in sorted(connection.scan_iter("rq:*lock*")) + sorted(
+            connection.scan_iter("rq:clean_registries:*")):
+        lines.append(f"{key.decode()} = {connection.get(key)!r} ttl={connection.ttl(key)}")
+    lines.append(f"now={time.time():.0f}")
+    return "\n".join(lines)
 
 
 def wait_until_settled(engine: Engine, rq: redis.Redis, purchases: Sequence[Purchase],
@@ -502,16 +611,16 @@ def wait_until_settled(engine: Engine, rq: redis.Redis, purchases: Sequence[Purc
     seconds it took."""
     started = time.monotonic()
     wait_for("every paid order completed",
-             lambda: completed_count(engine, purchases) == len(purchases), timeout, every=0.5)
+             lambda: completed_count(engine, purchases) == len(purchases), timeout, every=0.5,
+             explain=lambda: describe_queues(rq))
     wait_for("the finalisation and email queues to drain", lambda: queues_idle(rq),
-             max(5.0, timeout - (time.monotonic() - started)), every=0.5)
+             max(5.0, timeout - (time.monotonic() - started)), every=0.5,
+             explain=lambda: describe_queues(rq))
     return time.monotonic() - started
 
 
 def retried_jobs(connection: redis.Redis) -> dict[str, int]:
     """Finished finalisation and email jobs that needed a retry: job id -> retries used."""
-    from rq.registry import FinishedJobRegistry
-
     found = {}
     for name in (jobs.DEFAULT, jobs.EMAIL):
         queue = Queue(name, connection=connection)
