@@ -5,6 +5,7 @@ server, with uvicorn's start-up failure code."""
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import socket
@@ -163,11 +164,18 @@ def test_an_idle_keep_alive_connection_still_answers_after_seconds(settings: Set
     RemoteDisconnected). The server keeps it open longer than clients and balancers do."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    with (child_server(serve(port, workers=1), env=amphi_env(settings),
-                       log_path=tmp_path / "serve.log", name="amphi serve", timeout=30,
-                       answers=lambda: httpx.get(f"{url}/healthz", timeout=1).status_code == 200),
-          socket.create_connection(("127.0.0.1", port), timeout=5) as conn):
-        for pause in (0, 6.5):
-            time.sleep(pause)
-            conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            assert conn.recv(4096).startswith(b"HTTP/1.1 200"), f"after {pause} s idle"
+    with child_server(serve(port, workers=1), env=amphi_env(settings),
+                      log_path=tmp_path / "serve.log", name="amphi serve", timeout=30,
+                      answers=lambda: httpx.get(f"{url}/healthz", timeout=1).status_code == 200):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        try:
+            first = None
+            for pause in (0, 6.5):
+                time.sleep(pause)
+                conn.request("GET", "/healthz")  # http.client never reconnects by itself
+                response = conn.getresponse()
+                assert (response.status, response.read()) == (200, b'{"status":"ok"}'), pause
+                first = first or conn.sock
+                assert conn.sock is first, "not the same connection"
+        finally:
+            conn.close()
