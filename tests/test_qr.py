@@ -58,3 +58,21 @@ def test_codewords_are_what_qrcode_computes(length: int) -> None:
         theirs = util.create_data(version, ERROR_CORRECT_M,
                                   [util.QRData(data, util.MODE_8BIT_BYTE)])
         assert qr.codewords(data, version) == theirs
+
+
+@pytest.mark.parametrize("length", [1, 17, 120, 215, 400, 1200])
+def test_the_matrix_is_what_qrcode_draws(length: int) -> None:
+    """amphi.qr places the modules itself on qrcode's template (for speed): the symbol must
+    be exactly the one qrcode makes of the same bytes, version and mask."""
+    import qrcode
+    from qrcode import util
+    from qrcode.constants import ERROR_CORRECT_M
+
+    for _ in range(5):
+        payload = secrets.token_urlsafe(length)[:length]
+        data = payload.encode()
+        code = qrcode.QRCode(version=qr.version_for(data), error_correction=ERROR_CORRECT_M,
+                             border=0, mask_pattern=qr.MASK_PATTERN)
+        code.add_data(util.QRData(data, util.MODE_8BIT_BYTE))
+        code.make(fit=False)
+        assert qr.matrix(payload) == code.modules
