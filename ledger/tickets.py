@@ -174,13 +174,19 @@ def tickets_of(session: Session, user_id: str, email: str) -> list[Ticket]:
     ))
 
 
-def tickets_of_order(session: Session, order_id: uuid.UUID) -> list[AmphitheaterTicket]:
-    """With their main ticket, pass and section: one query (each is one row per ticket)."""
-    return list(session.scalars(
+def tickets_of_orders(session: Session, order_ids: list[uuid.UUID]
+                      ) -> dict[uuid.UUID, list[AmphitheaterTicket]]:
+    """Each order's tickets by line, with their main ticket, pass and section: one query
+    (each of those is one row per ticket)."""
+    found: dict[uuid.UUID, list[AmphitheaterTicket]] = {i: [] for i in order_ids}
+    for ticket in session.scalars(
         select(AmphitheaterTicket)
-        .where(AmphitheaterTicket.order_id == order_id)
+        .where(AmphitheaterTicket.order_id.in_(order_ids))
         .options(joinedload(AmphitheaterTicket.ticket),
                  joinedload(AmphitheaterTicket.festival_day_ticket),
                  joinedload(AmphitheaterTicket.section))
-        .order_by(AmphitheaterTicket.line_no)
-    ))
+        .order_by(AmphitheaterTicket.order_id, AmphitheaterTicket.line_no)
+    ):
+        found[ticket.order_id].append(ticket)
+    return found
+

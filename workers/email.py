@@ -19,12 +19,13 @@ from email.utils import formatdate, make_msgid
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
-from amphi import errors, qr
+from amphi import qr
 from amphi.settings import Settings
 from ledger.models import AmphitheaterTicket, Order, OrderStatus
-from ledger.tickets import tickets_of_order
+from ledger.tickets import tickets_of_orders
 
 log = logging.getLogger(__name__)
 
@@ -131,38 +132,50 @@ class Mailer:
         return f"sent via {urlsplit(self.settings.smtp_url).hostname}"
 
 
-def _send_one(settings: Settings, sessions: sessionmaker, mailer: Mailer,
-              order_id: uuid.UUID) -> str:
-    """Send once: a sent order is not sent again; a failed send raises."""
-    with sessions.begin() as session:
-        order = session.get(Order, order_id, with_for_update=True)
-        if order is None:
-            raise errors.OrderNotFound()
-        if order.email_sent_at is not None:
-            return "already sent"
-        if order.status != OrderStatus.COMPLETED:  # its finalisation rolled back
-            return f"not completed ({order.status.value})"
-        msg = build_message(settings, order, tickets_of_order(session, order.id))
-        outcome = mailer.deliver(msg)
-        order.email_sent_at = datetime.now(UTC)
-    log.info("confirmation email", extra={"order_id": str(order_id), "outcome": outcome})
-    return outcome
+def _outcome(order: Order | None) -> str | None:
+    """Why an order gets no email now, or None if it should."""
+    if order is None:
+        return "no such order"
+    if order.email_sent_at is not None:
+        return "already sent"
+    if order.status != OrderStatus.COMPLETED:  # its finalisation rolled back
+        return f"not completed ({order.status.value})"
+    return None
 
 
 def send_order_emails(settings: Settings, sessions: sessionmaker,
                       order_ids: list[uuid.UUID]) -> dict[str, str]:
-    """Each order's confirmation, sent once (its own transaction marks it sent). Raises after
-    trying them all if any failed: the retry sends only those."""
+    """Each order's confirmation, once. The job's orders are locked and read with their
+    tickets in two queries (a finalisation still committing them is waited for), each
+    email is marked sent as it goes, and one commit ends the job: a worker killed in the
+    middle re-sends what it had sent (at least once, never lost). Raises after trying them
+    all if any failed: the retry sends only those."""
     outcomes: dict[str, str] = {}
     failed: dict[str, Exception] = {}
-    with Mailer(settings) as mailer:
+    with Mailer(settings) as mailer, sessions.begin() as session:
+        orders = {o.id: o for o in session.scalars(
+            select(Order).where(Order.id.in_(order_ids)).order_by(Order.id)
+            .with_for_update())}
+        tickets = tickets_of_orders(session, [i for i in order_ids
+                                              if _outcome(orders.get(i)) is None])
         for order_id in order_ids:
+            order = orders.get(order_id)
+            skip = _outcome(order)
+            if skip is not None:
+                outcomes[str(order_id)] = skip
+                continue
+            assert order is not None
             try:
-                outcomes[str(order_id)] = _send_one(settings, sessions, mailer, order_id)
+                outcome = mailer.deliver(build_message(settings, order, tickets[order_id]))
             except Exception as exc:
                 log.warning("confirmation email failed",
                             extra={"order_id": str(order_id), "error": repr(exc)})
                 failed[str(order_id)] = exc
+                continue
+            order.email_sent_at = datetime.now(UTC)
+            outcomes[str(order_id)] = outcome
+            log.info("confirmation email", extra={"order_id": str(order_id),
+                                                  "outcome": outcome})
     if failed:
         raise RuntimeError(f"{len(failed)} of {len(order_ids)} emails not sent: {failed}")
     return outcomes

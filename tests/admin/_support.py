@@ -35,7 +35,7 @@ from ledger.orders import (
     record_stripe_event,
 )
 from ledger.scans import scan_ticket
-from ledger.tickets import IssuedSeat, issue_tickets, tickets_of_order
+from ledger.tickets import IssuedSeat, issue_tickets, tickets_of_orders
 from tests.api._support import EVENT_DATES
 
 USERNAME = "boxoffice"
@@ -97,7 +97,7 @@ def record_sale(engine: Engine) -> Sale:
         )
         order.status = OrderStatus.COMPLETED
         issue_tickets(session, [(order, seats)], Signer(Ed25519PrivateKey.generate()))
-        issued = tickets_of_order(session, order.id)
+        issued = tickets_of_orders(session, [order.id])[order.id]
         record_stripe_event(session, event_id="evt_admin_test_1",
                             event_type="payment_intent.succeeded",
                             payment_intent_id="pi_admin_test_1", order_id=order.id)
