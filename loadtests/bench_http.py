@@ -181,6 +181,18 @@ def run_wrk(url: str, script: str, script_args: list[str], *, connections: int,
     }
 
 
+def wait_for_redis(port: int) -> None:
+    """Until the private redis-server on `port` answers (10 s at most)."""
+    client = redis.Redis(port=port)
+    for _ in range(100):
+        try:
+            client.ping()
+            return
+        except redis.ConnectionError:
+            time.sleep(0.1)
+    raise RuntimeError("the private redis-server did not start")
+
+
 # -- the benchmark --------------------------------------------------------------------------
 class Bench:
     def __init__(self, args: argparse.Namespace, work: Path) -> None:
@@ -265,14 +277,7 @@ class Bench:
         return {**used, "total": sum(used.values())}
 
     def _wait_redis(self) -> None:
-        client = redis.Redis(port=self.redis_port)
-        for _ in range(100):
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                time.sleep(0.1)
-        raise RuntimeError("the private redis-server did not start")
+        wait_for_redis(self.redis_port)
 
     def run_workers(self, workers: int) -> None:
         a = self.args

@@ -114,6 +114,7 @@ from loadtests.bench_http import (
     machine,
     process,
     run_wrk,
+    wait_for_redis,
     wait_http,
 )
 
@@ -606,14 +607,7 @@ class Bench:
             runner.run(self.phases())
 
     def _wait_redis(self) -> None:
-        client = redis.Redis(port=self.redis_port)
-        for _ in range(100):
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                time.sleep(0.1)
-        raise RuntimeError("the private redis-server did not start")
+        wait_for_redis(self.redis_port)
 
     def _wait_worker(self, child: subprocess.Popen) -> None:
         from rq import Worker

@@ -18,7 +18,7 @@ from redis import Redis
 from rq import Queue, Retry
 from sqlalchemy.orm import sessionmaker
 
-from amphi import metrics
+from amphi import errors, metrics
 from amphi.payments import PaymentGateway
 from amphi.signing import Signer
 from workers import context, email, finalize
@@ -82,7 +82,9 @@ def finalize_payments(payments: Sequence[PaymentArgs]) -> dict[str, str]:
     batch = [finalize.Payment(uuid.UUID(order_id), _event(event_id, event_type), accepted_at)
              for order_id, event_id, event_type, accepted_at in payments]
     outcomes = finalize.finalize_orders(deps(), batch)
-    failed = {str(k): v for k, v in outcomes.items() if isinstance(v, Exception)}
+    # an order the ledger does not have will not appear by retrying (it was logged)
+    failed = {str(k): v for k, v in outcomes.items()
+              if isinstance(v, Exception) and not isinstance(v, errors.OrderNotFound)}
     if failed:
         raise RuntimeError(f"{len(failed)} of {len(outcomes)} orders not finalised: {failed}")
     return {str(k): str(v) for k, v in outcomes.items()}

@@ -114,6 +114,15 @@ def stripe_event(intent: dict[str, Any], etype: str = SUCCEEDED,
     }
 
 
+def intent_of(engine: Engine, order: dict, hold_id: str, status: str) -> dict[str, Any]:
+    """The PaymentIntent of a checked-out order as a webhook carries it (our metadata)."""
+    row = order_row(engine, order["order_id"])
+    return {"id": row["payment_intent_id"], "object": "payment_intent",
+            "amount": row["total_cents"], "currency": "usd", "status": status,
+            "metadata": {"amphitheater": "true", "order_id": order["order_id"],
+                         "hold_id": hold_id}}
+
+
 def sign(payload: str, secret: str = WEBHOOK_SECRET, timestamp: int | None = None) -> str:
     header = stripe.WebhookSignature.generate_signature_header(payload, secret, timestamp)
     assert header.startswith("t=") and ",v1=" in header, header

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import redis
 from rq import Queue
@@ -27,6 +26,7 @@ from tests.payments._support import (
     checkout,
     confirm,
     deliver,
+    intent_of,
     make_hold,
     one_set_of_tickets,
     order_row,
@@ -38,14 +38,6 @@ from workers import jobs
 
 FAILED = "payment_intent.payment_failed"
 HANDLED = {"received": True, "handled": True}
-
-
-def intent_of(engine: Engine, order: dict, hold_id: str, status: str) -> dict[str, Any]:
-    row = order_row(engine, order["order_id"])
-    return {"id": row["payment_intent_id"], "object": "payment_intent",
-            "amount": row["total_cents"], "currency": "usd", "status": status,
-            "metadata": {"amphitheater": "true", "order_id": order["order_id"],
-                         "hold_id": hold_id}}
 
 
 async def test_declined_then_paid_on_the_same_intent(open_api, demo_settings: Settings, venue,

@@ -28,6 +28,7 @@ from tests.payments._support import (
     block_state,
     checkout,
     deliver,
+    intent_of,
     make_hold,
     one_set_of_tickets,
     order_row,
@@ -41,15 +42,6 @@ SECTION = "Orchestra Left"
 PAYERS = 24
 LATECOMERS = 24
 HANDLED = {"received": True, "handled": True}
-
-
-def succeeded(engine: Engine, order: dict[str, Any], hold_id: str) -> dict[str, Any]:
-    row = order_row(engine, order["order_id"])
-    return stripe_event({"id": row["payment_intent_id"], "object": "payment_intent",
-                         "amount": row["total_cents"], "currency": "usd",
-                         "status": "succeeded",
-                         "metadata": {"amphitheater": "true", "order_id": order["order_id"],
-                                      "hold_id": hold_id}})
 
 
 def sweep_until(stop: threading.Event, client: redis.Redis) -> int:
@@ -81,8 +73,8 @@ async def test_a_backlog_never_costs_a_paid_fan_the_seats(
         paid_seats = before.indices("H")
         assert before.held == 2 * PAYERS == len(paid_seats)
 
-        events = [succeeded(ledger_engine, o, h["hold_id"]) for o, h in zip(orders, holds,
-                                                                           strict=True)]
+        events = [stripe_event(intent_of(ledger_engine, o, h["hold_id"], "succeeded"))
+                  for o, h in zip(orders, holds, strict=True)]
         answers = await asyncio.gather(*[deliver(api, e) for e in events])
         assert [data(a) for a in answers] == [HANDLED] * PAYERS
 
