@@ -181,6 +181,22 @@ def run_wrk(url: str, script: str, script_args: list[str], *, connections: int,
     }
 
 
+def server_env(redis_port: int, database_url: str) -> dict[str, str]:
+    """The environment of the servers under test: a private Redis (the hold engine on db
+    0, RQ on db 1), their own database, a fresh JWT secret, JSON logs."""
+    return {
+        **os.environ,
+        "APP_ENV": "development",
+        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "RQ_REDIS_URL": f"redis://127.0.0.1:{redis_port}/1",
+        "DATABASE_URL": database_url,
+        "JWT_SECRET": secrets.token_urlsafe(32),
+        "HOLD_TTL_SECONDS": "600",
+        "LOG_LEVEL": "INFO",
+        "LOG_FORMAT": "json",
+    }
+
+
 def wait_for_redis(port: int) -> None:
     """Until the private redis-server on `port` answers (10 s at most)."""
     client = redis.Redis(port=port)
@@ -200,17 +216,7 @@ class Bench:
         self.work = work
         self.redis_port = free_port()
         self.days = [(FIRST_DAY + timedelta(days=i)).isoformat() for i in range(args.days)]
-        self.env = {
-            **os.environ,
-            "APP_ENV": "development",
-            "REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
-            "RQ_REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/1",
-            "DATABASE_URL": args.database_url,
-            "JWT_SECRET": secrets.token_urlsafe(32),
-            "HOLD_TTL_SECONDS": "600",
-            "LOG_LEVEL": "INFO",
-            "LOG_FORMAT": "json",
-        }
+        self.env = server_env(self.redis_port, args.database_url)
         for name in ("HOLD_RATE_LIMIT_PER_MINUTE", "HOLD_MAX_ACTIVE_PER_OWNER",
                      "SECTIONS_CACHE_SECONDS", "REDIS_MAX_CONNECTIONS"):
             self.env.pop(name, None)  # production defaults, whatever the caller's shell says

@@ -114,6 +114,7 @@ from loadtests.bench_http import (
     machine,
     process,
     run_wrk,
+    server_env,
     wait_for_redis,
     wait_http,
 )
@@ -515,19 +516,11 @@ class Bench:
         self.started = time.monotonic()
         self.next_n = 1
         self.env = {
-            **os.environ,
-            "APP_ENV": "development",
-            "REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
-            "RQ_REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/1",
-            "DATABASE_URL": args.database_url,
-            "JWT_SECRET": secrets.token_urlsafe(32),
+            **server_env(self.redis_port, args.database_url),
             "TICKET_SIGNING_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
-            "HOLD_TTL_SECONDS": "600",
             "HOLD_RATE_LIMIT_PER_MINUTE": "0",  # the benchmark's guests are not rate-limited
             "STRIPE_WEBHOOK_SECRET": args.webhook_secret,
             "OUTBOX_DIR": str(self.outbox),
-            "LOG_LEVEL": "INFO",
-            "LOG_FORMAT": "json",
         }
         for name in ("HOLD_MAX_ACTIVE_PER_OWNER", "SECTIONS_CACHE_SECONDS",
                      "REDIS_MAX_CONNECTIONS", "STRIPE_SECRET_KEY", "STRIPE_PUBLISHABLE_KEY",
