@@ -28,8 +28,14 @@ pytestmark = pytest.mark.usefixtures("ledger_engine")
 def children(pid: int) -> list[int]:
     """The API processes of `amphi serve` (multiprocessing's resource tracker aside)."""
     out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()
-            if b"resource_tracker" not in Path(f"/proc/{p}/cmdline").read_bytes()]
+    return [int(p) for p in out.split() if not _is_resource_tracker(p)]
+
+
+def _is_resource_tracker(pid: str) -> bool:
+    try:
+        return b"resource_tracker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:  # it exited since pgrep saw it (the killed process, reaped)
+        return True
 
 
 def sockets_on(port: int, state: str) -> set[int]:
