@@ -46,6 +46,11 @@ class DemoGateway:
 
     def create_intent(self, *, order_id: str, hold_id: str, order_number: str,
                       amount_cents: int, email: str) -> Intent:
+        return self.intent_for(order_id=order_id, hold_id=hold_id, amount_cents=amount_cents)
+
+    @staticmethod
+    def intent_for(*, order_id: str, hold_id: str, amount_cents: int) -> Intent:
+        """The order's demo intent: made up from its id, so checkout writes it with the order."""
         intent_id = f"demo_pi_{order_id.replace('-', '')}"
         return Intent(intent_id, f"{intent_id}_secret_demo", "requires_payment_method",
                       amount_cents, {"amphitheater": "true", "order_id": order_id,

@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from amphi import errors, logs
-from amphi.payments import PaymentGateway
+from amphi.payments import DemoGateway, PaymentGateway
 from api import shapes
 from api.auth import Principal, optional_principal
 from api.inputs import field_uuid, json_body
@@ -29,7 +29,6 @@ from ledger.orders import (
     LineSpec,
     attach_intent,
     insert_order,
-    next_order_number_async,
     order_for_hold,
     order_values,
     payment_of,
@@ -98,8 +97,12 @@ async def checkout(request: Request) -> JSONResponse:
     order = None
     if hold.status == "active" and hold.expires_ms > await engine.now_ms():
         order = await _new_order(state, hold, buyer)
+        if order is not None and order.client_secret:  # demo mode: written with its intent
+            logs.bind(order_id=str(order.id))
+            return shapes.ok(_checkout_json(order, payments))
     async with state.sessions() as session:
-        # a retried checkout (or one that lost the race to create the order)
+        # a retried checkout (or one that lost the race to create the order), or one whose
+        # payment intent is still to be made
         order = order or await session.run_sync(order_for_hold, hold_id)
         if order is None:
             raise errors.HoldNotActive("This seat hold has expired; please choose seats again.")
@@ -121,29 +124,30 @@ async def checkout(request: Request) -> JSONResponse:
 
 
 async def _new_order(state: Any, hold: Hold, buyer: Buyer) -> Order | None:
-    """The hold's order, created in one transaction (with its intent in demo mode, where
-    making one is free); None if the hold has one already. Returns the row as written (not
-    attached to a session)."""
+    """The hold's order, written by one statement in autocommit (with its intent in demo
+    mode, where making one is free); None if the hold has one already. Returns the row as
+    written (not attached to a session)."""
     section = state.catalog.section_by_slug(hold.section)
     geometry = Geometry(section.rows or 1, section.seats_per_row or 1)
     lines = ([LineSpec(i, geometry.seat(i).row, geometry.seat(i).seat) for i in hold.seats]
              if section.reserved else [LineSpec(None, None, None)] * hold.quantity)
     payments: PaymentGateway = state.payments
     order_id, hold_id = uuid.uuid4(), uuid.UUID(hold.hold_id)
-    async with state.db.begin() as conn:
-        number = await next_order_number_async(conn)
-        intent = (payments.create_intent(
-            order_id=str(order_id), hold_id=str(hold_id), order_number=number,
-            amount_cents=hold.price_cents * len(lines), email=buyer.email)
-            if payments.demo else None)
-        values = order_values(order_id=order_id, order_number=number, hold_id=hold_id,
-                              buyer=buyer, section_id=section.id, event_date=hold.event_date,
-                              unit_price_cents=hold.price_cents, quantity=len(lines),
-                              intent=intent, demo=payments.demo)
-        if not await insert_order(conn, values, lines):
-            return None  # a retry, or a concurrent checkout of the same hold
+    total_cents = hold.price_cents * len(lines)
+    intent = (payments.intent_for(order_id=str(order_id), hold_id=str(hold_id),
+                                  amount_cents=total_cents)
+              if isinstance(payments, DemoGateway) else None)
+    values = order_values(order_id=order_id, hold_id=hold_id, buyer=buyer,
+                          section_id=section.id, event_date=hold.event_date,
+                          unit_price_cents=hold.price_cents, quantity=len(lines),
+                          intent=intent, demo=payments.demo)
+    async with state.db.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        number = await insert_order(conn, values, lines)
+    if number is None:
+        return None  # a retry, or a concurrent checkout of the same hold
     log.info("order created", extra={"order_id": str(order_id), "order_number": number})
-    return Order(**values, currency="usd")
+    return Order(**values, order_number=number, currency="usd")
 
 
 async def stripe_call(state: Any, fn: Callable[..., T], **kwargs: Any) -> T:
