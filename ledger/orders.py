@@ -73,45 +73,51 @@ def order_values(*, order_id: uuid.UUID, hold_id: uuid.UUID, buyer: Buyer,
             "client_secret": intent.client_secret if intent else None, "demo": demo}
 
 
-def _array(name: str, item: Any) -> Any:
-    return bindparam(name, type_=ARRAY(item))
+def _insert_order_statement() -> Any:
+    """INSERT the order (numbered from the sequence) unless its hold has one, and its lines
+    from arrays, in one statement. Built once: SQLAlchemy then reuses its compiled form
+    without rebuilding the statement and its cache key on every checkout."""
+    orders, order_lines = Order.__table__, OrderLine.__table__
+    order_columns = order_values(
+        order_id=uuid.UUID(int=0), hold_id=uuid.UUID(int=0), buyer=Buyer(""),
+        section_id=uuid.UUID(int=0), event_date=date.min, unit_price_cents=0, quantity=0)
+    new_order = (
+        insert(orders)
+        .values({name: bindparam(name, type_=orders.c[name].type) for name in order_columns}
+                | {"order_number": literal("ORD-") + cast(ORDER_NUMBER_SEQ.next_value(), String)})
+        .on_conflict_do_nothing(index_elements=[orders.c.hold_id])
+        .returning(orders.c.id, orders.c.order_number)
+        .cte("new_order"))
+    line_columns = {"id": Uuid, "line_no": Integer, "seat_index": Integer, "row": String,
+                    "seat": Integer}
+    line = func.unnest(*(bindparam(f"line_{name}", type_=ARRAY(item))
+                         for name, item in line_columns.items())
+                       ).table_valued(*line_columns, name="line").render_derived()
+    new_lines = insert(order_lines).from_select(
+        [*line_columns, "order_id", "price_cents"],
+        select(*(line.c[name] for name in line_columns), new_order.c.id,
+               bindparam("unit_price_cents", type_=Integer))
+        .select_from(new_order).join(line, true())).cte("new_lines")
+    return select(new_order.c.order_number).add_cte(new_lines)
 
 
-_LINE_COLUMNS = ("id", "line_no", "seat_index", "row", "seat")
+_INSERT_ORDER = _insert_order_statement()
 
 
 async def insert_order(conn: AsyncConnection, values: dict[str, Any],
                        lines: list[LineSpec]) -> str | None:
-    """Insert an order, its order number and its lines with one statement (checkout's, the
-    on-sale's busiest write: as a transaction of four statements through the async driver it
-    cost more CPU than the rest of the checkout). Atomic on its own, so `conn` may be in
-    autocommit. Returns the order number; None, with nothing written, if its hold has an
-    order already."""
-    orders, order_lines = Order.__table__, OrderLine.__table__
-    new_order = (
-        insert(orders)
-        .values({**values, "order_number": literal("ORD-")
-                 + cast(ORDER_NUMBER_SEQ.next_value(), String)})
-        .on_conflict_do_nothing(index_elements=[orders.c.hold_id])
-        .returning(orders.c.id, orders.c.order_number)
-        .cte("new_order"))
-    line = func.unnest(
-        _array("line_ids", Uuid), _array("line_nos", Integer), _array("seat_indexes", Integer),
-        _array("rows", String), _array("seats", Integer),
-    ).table_valued(*_LINE_COLUMNS, name="line").render_derived()
-    new_lines = insert(order_lines).from_select(
-        [*_LINE_COLUMNS, "order_id", "price_cents"],
-        select(*(line.c[c] for c in _LINE_COLUMNS), new_order.c.id,
-               bindparam("price_cents", type_=Integer))
-        .select_from(new_order).join(line, true())).cte("new_lines")
-    number = await conn.scalar(select(new_order.c.order_number).add_cte(new_lines), {
-        "line_ids": [uuid.uuid4() for _ in lines],
-        "line_nos": list(range(1, len(lines) + 1)),
-        "seat_indexes": [ln.seat_index for ln in lines],
-        "rows": [ln.row for ln in lines],
-        "seats": [ln.seat for ln in lines],
-        "price_cents": values["unit_price_cents"]})
-    return number
+    """Insert an order (`order_values`), its order number and its lines with one statement:
+    checkout's, the on-sale's busiest write (as a transaction of four statements through the
+    async driver it cost more CPU than the rest of the checkout). Atomic on its own, so
+    `conn` may be in autocommit. Returns the order number; None, with nothing written, if
+    its hold has an order already."""
+    return await conn.scalar(_INSERT_ORDER, values | {
+        "line_id": [uuid.uuid4() for _ in lines],
+        "line_line_no": list(range(1, len(lines) + 1)),
+        "line_seat_index": [ln.seat_index for ln in lines],
+        "line_row": [ln.row for ln in lines],
+        "line_seat": [ln.seat for ln in lines]})
+
 
 
 def create_order(

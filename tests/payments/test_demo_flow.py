@@ -160,6 +160,23 @@ async def test_guest_purchase_is_seen_after_signing_in(open_api, demo_settings: 
     assert_block_matches_ledger(redis_client, ledger_engine, "Terrace")
 
 
+async def test_lawn_purchase_has_unseated_lines(open_api, demo_settings: Settings, venue,
+                                               redis_client: redis.Redis,
+                                               ledger_engine: Engine) -> None:
+    """General admission: the order's lines (written by checkout's one statement) name no
+    seat, and each becomes a ticket without one."""
+    async with open_api(demo_settings) as api:
+        hold = await make_hold(api, venue.sections["Lawn"], 4)
+        order = await checkout(api, hold["hold_id"], email="lawn@example.com")
+        assert order_row(ledger_engine, order["order_id"])["quantity"] == 4
+        assert order_lines(ledger_engine, order["order_id"]) == [
+            {"line_no": n, "seat_index": None, "row": None, "seat": None} for n in range(1, 5)]
+        assert data(await confirm(api, order["order_id"]))["status"] == "COMPLETED"
+        tickets = one_set_of_tickets(ledger_engine, order["order_id"], 4)
+        assert {(t["row"], t["seat"]) for t in tickets} == {(None, None)}
+    assert_block_matches_ledger(redis_client, ledger_engine, "Lawn")
+
+
 async def test_only_the_holder_checks_out_a_signed_in_hold(open_api, demo_settings: Settings,
                                                            venue, redis_client: redis.Redis,
                                                            ledger_engine: Engine) -> None:
