@@ -87,6 +87,9 @@ def create_app(settings: Settings | None = None, *,
         try:
             await scripts.aload_all(redis)
             app.state.db = db
+            # One statement each, atomic on its own: no BEGIN and ROLLBACK round trips
+            # (checkout's insert, the webhook's and the confirm's order reads).
+            app.state.db_autocommit = db.execution_options(isolation_level="AUTOCOMMIT")
             app.state.sessions = async_session_factory(db)
             async with app.state.sessions() as session:
                 app.state.catalog = await load_catalog(session)

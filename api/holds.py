@@ -84,9 +84,9 @@ def _hold_id(request: Request) -> str:
 
 async def show_hold(request: Request) -> JSONResponse:
     engine: HoldEngine = request.app.state.holds
-    hold = await engine.get(_hold_id(request))
+    hold, now_ms = await engine.get_with_time(_hold_id(request))
     section = request.app.state.catalog.section_by_slug(hold.section)
-    return shapes.ok(shapes.hold_json(section, hold, await engine.now_ms()))
+    return shapes.ok(shapes.hold_json(section, hold, now_ms))
 
 
 async def release_hold(request: Request) -> JSONResponse:

@@ -90,12 +90,12 @@ async def checkout(request: Request) -> JSONResponse:
     state = request.app.state
     engine: HoldEngine = state.holds
     logs.bind(hold_id=str(hold_id))
-    hold = await engine.get(str(hold_id))
+    hold, now_ms = await engine.get_with_time(str(hold_id))
     _check_owner(hold.owner, principal, "hold")
     payments: PaymentGateway = state.payments
 
     order = None
-    if hold.status == "active" and hold.expires_ms > await engine.now_ms():
+    if hold.status == "active" and hold.expires_ms > now_ms:
         order = await _new_order(state, hold, buyer)
         if order is not None and order.client_secret:  # demo mode: written with its intent
             logs.bind(order_id=str(order.id))
@@ -124,7 +124,7 @@ async def checkout(request: Request) -> JSONResponse:
 
 
 async def _new_order(state: Any, hold: Hold, buyer: Buyer) -> Order | None:
-    """The hold's order, written by one statement in autocommit (with its intent in demo
+    """The hold's order, written by one statement (with its intent in demo
     mode, where making one is free); None if the hold has one already. Returns the row as
     written (not attached to a session)."""
     section = state.catalog.section_by_slug(hold.section)
@@ -141,8 +141,7 @@ async def _new_order(state: Any, hold: Hold, buyer: Buyer) -> Order | None:
                           section_id=section.id, event_date=hold.event_date,
                           unit_price_cents=hold.price_cents, quantity=len(lines),
                           intent=intent, demo=payments.demo)
-    async with state.db.connect() as conn:
-        await conn.execution_options(isolation_level="AUTOCOMMIT")
+    async with state.db_autocommit.connect() as conn:
         number = await insert_order(conn, values, lines)
     if number is None:
         return None  # a retry, or a concurrent checkout of the same hold
@@ -185,12 +184,12 @@ async def confirm(request: Request) -> JSONResponse:
     order_id = field_uuid(body, "order_id")
     state = request.app.state
     logs.bind(order_id=str(order_id))
-    async with state.sessions() as session:
-        order = await session.get(Order, order_id)
-        if order is None:
-            raise errors.OrderNotFound()
-        _check_owner(order.user_id, principal, "order")
-        intent_id, number = order.payment_intent_id, order.order_number
+    async with state.db_autocommit.connect() as conn:
+        order = await payment_of(conn, order_id)
+    if order is None:
+        raise errors.OrderNotFound()
+    _check_owner(order.user_id, principal, "order")
+    intent_id, number = order.payment_intent_id, order.order_number
     if intent_id is None:
         raise errors.CheckoutConflict("This order has no payment yet; check out first.")
     payments: PaymentGateway = state.payments
@@ -233,8 +232,8 @@ async def stripe_webhook(request: Request) -> JSONResponse:
         return shapes.ok({"received": True, "handled": False})
     logs.bind(order_id=str(order_id), stripe_event=event["id"])
     state = request.app.state
-    async with state.sessions() as session:
-        found = await payment_of(session, order_id)
+    async with state.db_autocommit.connect() as conn:
+        found = await payment_of(conn, order_id)
     if found is None or found.payment_intent_id != intent["id"]:
         log.warning("webhook for an unknown order or intent", extra={"intent": intent["id"]})
         return shapes.ok({"received": True, "handled": False})

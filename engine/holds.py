@@ -6,6 +6,7 @@ callers in `engine/blocks.py` and testable without Redis.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import json
@@ -345,6 +346,20 @@ class HoldEngine:
 
     async def now_ms(self) -> int:
         return time_ms(await self.client.time())
+
+    async def get_with_time(self, hold_id: str) -> tuple[Hold, int]:
+        """The hold and Redis's clock now (ms): its record and the time in one round trip
+        where the auto-pipeline runs, for callers that judge whether it is still live."""
+        block = await self.locate(hold_id)
+        if self.pipeline is None:
+            raw, now = await self.client.hget(block.records, hold_id), await self.client.time()
+        else:
+            raw, now = await asyncio.gather(
+                self.pipeline.execute_command("HGET", block.records, hold_id),
+                self.pipeline.execute_command("TIME"))
+        if raw is None:
+            raise errors.HoldNotFound()
+        return parse_record(hold_id, block, raw), time_ms(now)
 
     async def release(self, hold_id: str, *, requester: str, force: bool = False) -> Hold:
         """Release an active hold. `requester` is the caller's user id ('' for a guest);

@@ -184,16 +184,20 @@ def lock_orders(session: Session, order_ids: list[uuid.UUID]) -> list[Order]:
 
 @dataclass(frozen=True, slots=True)
 class PaymentOf:
-    """An order as a payment names it: the intent it expects, and its hold."""
+    """An order as a payment names it: the intent it expects, its hold, its number and the
+    account that owns it."""
     payment_intent_id: str | None
     hold_id: uuid.UUID
+    order_number: str
+    user_id: str | None
 
 
-async def payment_of(session: AsyncSession, order_id: uuid.UUID) -> PaymentOf | None:
-    """A primary-key read of two columns: the webhook's one ledger query."""
-    row = (await session.execute(
-        select(Order.payment_intent_id, Order.hold_id).where(Order.id == order_id))).first()
-    return PaymentOf(row[0], row[1]) if row else None
+async def payment_of(conn: AsyncConnection, order_id: uuid.UUID) -> PaymentOf | None:
+    """A primary-key read of four columns: the webhook's and the confirm's ledger query."""
+    row = (await conn.execute(
+        select(Order.payment_intent_id, Order.hold_id, Order.order_number, Order.user_id)
+        .where(Order.id == order_id))).first()
+    return PaymentOf(*row) if row else None
 
 
 @dataclass(frozen=True, slots=True)
