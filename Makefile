@@ -2,7 +2,7 @@
 # tests. Both create .venv and install the project into it first (`make up` only what
 # running needs, `make test` the dev tools too); re-runs skip the install until
 # pyproject.toml changes. Redis and PostgreSQL are used when they answer,
-# otherwise embedded ones are started (amphi/devservices.py).
+# otherwise embedded ones are started (runtime/devservices.py).
 
 PYTHON ?= python3
 VENV   := .venv

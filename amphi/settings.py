@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, fields
 from typing import Any
 
-from engine.connection import cluster_nodes, is_cluster_url
+from amphi.redis_urls import cluster_nodes, is_cluster_url
 
 DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-before-production"
 DEV_ADMIN_PASSWORD = "admin"

@@ -1,5 +1,6 @@
-"""The Starlette application: everything handed to the constructor, clients built in the
-lifespan and kept on app.state."""
+"""The Starlette application: routes, middleware and error handlers handed to the
+constructor; the clients and services built in the lifespan, kept as one typed object
+(api/state.py)."""
 
 from __future__ import annotations
 
@@ -15,30 +16,32 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from amphi import logs, metrics
+from amphi.coalesce import Coalescer
 from amphi.payments import gateway
 from amphi.settings import Settings
 from amphi.signing import load_signer
 from api import admin, holds, ops, payments, scan, tickets, venues
-from api.coalesce import Coalescer
 from api.errors import HANDLERS
 from api.forwarded import ForwardedHeaders, TrustedProxies
 from api.middleware import RequestContext
+from api.state import Amphi
 from engine import scripts
-from engine.connection import async_client, queue_client, sync_client
 from engine.holds import HoldEngine
-from ledger.catalog import load_catalog
+from engine.transport.connection import async_client, queue_client, sync_client
+from ledger.catalog import Catalog, load_catalog
 from ledger.db import async_engine, async_session_factory, session_factory, sync_engine
-from workers import finalize, jobs
+from services import finalize, queueing
+from services.checkout import Purchases
 
 log = logging.getLogger(__name__)
 
 
-async def _refresh_catalog(app: Starlette, every: int) -> None:
+async def _refresh_catalog(services: Amphi, every: int) -> None:
     while True:
         await asyncio.sleep(every)
         try:
-            async with app.state.sessions() as session:
-                app.state.catalog = await load_catalog(session)
+            async with services.sessions() as session:
+                services.catalog = await load_catalog(session)
         except Exception:
             log.exception("catalog refresh failed; serving the previous catalogue")
 
@@ -57,9 +60,9 @@ def _tune_gc() -> None:
 def _purchase_batchers(queue: Queue, deps: finalize.Deps) -> tuple[
         Coalescer[finalize.Payment, None], Coalescer[finalize.Payment, finalize.Outcome]]:
     """The webhooks' payments go to the queue, and the confirms' to finalisation, in batches
-    (api/coalesce.py says why)."""
+    (amphi/coalesce.py says why)."""
     def enqueue(batch: list[finalize.Payment]) -> list[None]:
-        jobs.enqueue_payments(queue, batch)
+        queueing.enqueue_payments(queue, batch)
         return [None] * len(batch)
 
     def confirm(batch: list[finalize.Payment]) -> list[finalize.Outcome]:
@@ -78,68 +81,20 @@ def create_app(settings: Settings | None = None, *,
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        redis = async_client(settings.redis_url, max_connections=settings.redis_max_connections)
-        db = async_engine(settings.database_url)
-        # Finalisation (demo/manual confirm) is the workers' synchronous code, run in threads.
-        sync_redis, sync_db = sync_client(settings.redis_url), sync_engine(settings.database_url)
-        queue = Queue(jobs.DEFAULT, connection=queue_client(settings.rq_url))
-        refresher = log_flusher = None
-        try:
-            await scripts.aload_all(redis)
-            app.state.db = db
-            # One statement each, atomic on its own: no BEGIN and ROLLBACK round trips
-            # (checkout's insert, the webhook's and the confirm's order reads).
-            app.state.db_autocommit = db.execution_options(isolation_level="AUTOCOMMIT")
-            app.state.sessions = async_session_factory(db)
-            async with app.state.sessions() as session:
-                app.state.catalog = await load_catalog(session)
-            app.state.redis = redis
-            app.state.holds = HoldEngine(
-                redis,
-                ttl_seconds=settings.hold_ttl_seconds,
-                max_quantity=settings.hold_max_quantity,
-                max_active_per_owner=settings.hold_max_active_per_owner,
-                rate_limit_per_minute=settings.hold_rate_limit_per_minute,
-                id_secret=settings.jwt_secret.encode(),
-                autopipeline=settings.redis_autopipeline,
-                observe_batch=metrics.REDIS_BATCH.observe,
-            )
-            app.state.sections_cache = venues.sections_loader(app)
-            app.state.payments = gateway(settings)
-            app.state.stripe_slots = asyncio.Semaphore(settings.stripe_max_concurrency)
-            app.state.signer = load_signer(settings.ticket_signing_key,
-                                           settings.ticket_signing_key_file)
-            app.state.queue = queue
-            app.state.sync_sessions = session_factory(sync_db)
-            app.state.finalize_deps = jobs.finalize_deps(
-                redis=sync_redis, sessions=app.state.sync_sessions, payments=app.state.payments,
-                queue=queue, signer=app.state.signer,
-            )
-            app.state.payments_queue, app.state.confirms = _purchase_batchers(
-                queue, app.state.finalize_deps)
+        async with _services(app, settings, clock or (lambda: datetime.now(UTC))) as services:
+            app.state.amphi = services
             refresher = asyncio.create_task(
-                _refresh_catalog(app, settings.catalog_refresh_seconds)
-            )
+                _refresh_catalog(services, settings.catalog_refresh_seconds))
             log_flusher = asyncio.create_task(logs.flush_every())
-            log.info("api ready", extra={"sections": len(app.state.catalog.sections)})
+            log.info("api ready", extra={"sections": len(services.catalog.sections)})
             _tune_gc()
-            yield
-        finally:
-            for task in (refresher, log_flusher):
-                if task:
+            try:
+                yield
+            finally:
+                for task in (refresher, log_flusher):
                     task.cancel()
-            for batcher in ("payments_queue", "confirms"):
-                if getattr(app.state, batcher, None):
-                    await getattr(app.state, batcher).aclose()
-            for handler in logging.getLogger().handlers:
-                handler.flush()  # the access lines still buffered
-            if getattr(app.state, "holds", None) and app.state.holds.pipeline:
-                await app.state.holds.pipeline.aclose()
-            await redis.aclose()
-            await db.dispose()
-            sync_redis.close()
-            queue.connection.close()
-            sync_db.dispose()
+                for handler in logging.getLogger().handlers:
+                    handler.flush()  # the access lines still buffered
 
     logs.configure(settings.log_level, settings.log_format)
     app = Starlette(
@@ -159,9 +114,70 @@ def create_app(settings: Settings | None = None, *,
         lifespan=lifespan,
     )
     admin.mount(app, settings)  # /admin: the box office (sqladmin), behind its own login
-    app.state.settings = settings
-    app.state.clock = clock or (lambda: datetime.now(UTC))
     return app
+
+
+@contextlib.asynccontextmanager
+async def _services(app: Starlette, settings: Settings,
+                    clock: Callable[[], datetime]) -> AsyncIterator[Amphi]:
+    """Every client and service of one API process, closed when the app stops."""
+    async with contextlib.AsyncExitStack() as stack:
+        redis = async_client(settings.redis_url, max_connections=settings.redis_max_connections)
+        stack.push_async_callback(redis.aclose)
+        db = async_engine(settings.database_url)
+        stack.push_async_callback(db.dispose)
+        # Finalisation (demo/manual confirm) is synchronous code, run in threads.
+        sync_redis, sync_db = sync_client(settings.redis_url), sync_engine(settings.database_url)
+        stack.callback(sync_redis.close)
+        stack.callback(sync_db.dispose)
+        queue = Queue(queueing.DEFAULT, connection=queue_client(settings.rq_url))
+        stack.callback(queue.connection.close)
+        await scripts.aload_all(redis)
+        sessions = async_session_factory(db)
+        async with sessions() as session:
+            catalog = await load_catalog(session)
+        engine = HoldEngine(
+            redis,
+            ttl_seconds=settings.hold_ttl_seconds,
+            max_quantity=settings.hold_max_quantity,
+            max_active_per_owner=settings.hold_max_active_per_owner,
+            rate_limit_per_minute=settings.hold_rate_limit_per_minute,
+            id_secret=settings.jwt_secret.encode(),
+            autopipeline=settings.redis_autopipeline,
+            observe_batch=metrics.REDIS_BATCH.observe,
+        )
+        if engine.pipeline:
+            stack.push_async_callback(engine.pipeline.aclose)
+        payment_gateway = gateway(settings)
+        signer = load_signer(settings.ticket_signing_key, settings.ticket_signing_key_file)
+        sync_sessions = session_factory(sync_db)
+        deps = queueing.finalize_deps(redis=sync_redis, sessions=sync_sessions,
+                                      payments=payment_gateway, queue=queue, signer=signer)
+        payments_queue, confirms = _purchase_batchers(queue, deps)
+        stack.push_async_callback(confirms.aclose)
+        stack.push_async_callback(payments_queue.aclose)
+        services: Amphi | None = None
+
+        def current_catalog() -> Catalog:
+            assert services is not None
+            return services.catalog
+
+        services = Amphi(
+            settings=settings, clock=clock, redis=redis, holds=engine, catalog=catalog,
+            sections_cache=venues.sections_loader(app, settings.sections_cache_seconds),
+            db=db, sessions=sessions,
+            sync_sessions=sync_sessions, signer=signer, queue=queue,
+            purchases=Purchases(
+                holds=engine, catalog=current_catalog,
+                # one statement each, atomic on its own: no BEGIN and ROLLBACK round trips
+                db=db.execution_options(isolation_level="AUTOCOMMIT"),
+                sessions=sessions, payments=payment_gateway,
+                stripe_slots=asyncio.Semaphore(settings.stripe_max_concurrency),
+                payments_queue=payments_queue, confirms=confirms,
+                enqueue_fail=lambda order_id, event_id, event_type, reason:
+                    queueing.enqueue_fail(queue, order_id, event_id, event_type, reason)),
+        )
+        yield services
 
 
 def app_from_env() -> Starlette:

@@ -11,6 +11,7 @@ import jwt
 from starlette.requests import Request
 
 from amphi import errors
+from api.state import amphi
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +67,7 @@ def optional_principal(request: Request) -> Principal | None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise errors.Unauthorized("Use 'Authorization: Bearer <token>'.")
-    return decode_token(token.strip(), request.app.state.settings.jwt_secret)
+    return decode_token(token.strip(), amphi(request).settings.jwt_secret)
 
 
 def required_principal(request: Request) -> Principal:

@@ -9,6 +9,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from amphi import errors, logs, metrics
+from amphi.keys import BlockKeys
 from api import shapes
 from api.auth import client_identity, optional_principal
 from api.inputs import (
@@ -20,15 +21,15 @@ from api.inputs import (
     json_body,
     uuid_value,
 )
+from api.state import amphi
 from engine.holds import HoldEngine
-from engine.keys import BlockKeys
 from ledger.catalog import Catalog, SectionInfo
 
 
 async def _selection(request: Request) -> tuple[SectionInfo, BlockKeys, int, bool]:
     body = await json_body(request)
-    catalog: Catalog = request.app.state.catalog
-    engine: HoldEngine = request.app.state.holds
+    catalog: Catalog = amphi(request).catalog
+    engine: HoldEngine = amphi(request).holds
     raw_id = body.get("section_id")
     known = catalog.sections_by_text.get(raw_id) if type(raw_id) is str else None
     section_id = None if known else field_uuid(body, "section_id")
@@ -42,7 +43,7 @@ async def _selection(request: Request) -> tuple[SectionInfo, BlockKeys, int, boo
 
 async def check_availability(request: Request) -> JSONResponse:
     section, block, quantity, allow_split = await _selection(request)
-    engine: HoldEngine = request.app.state.holds
+    engine: HoldEngine = amphi(request).holds
     try:
         offer = await engine.check(block, quantity, allow_split=allow_split)
     except (errors.SoldOut, errors.NoAdjacentSeats) as refused:
@@ -57,7 +58,7 @@ async def create_hold(request: Request) -> JSONResponse:
     principal = optional_principal(request)
     key = idempotency_key(request)
     section, block, quantity, allow_split = await _selection(request)
-    engine: HoldEngine = request.app.state.holds
+    engine: HoldEngine = amphi(request).holds
     started = time.perf_counter()
     try:
         hold = await engine.create(
@@ -83,21 +84,21 @@ def _hold_id(request: Request) -> str:
 
 
 async def show_hold(request: Request) -> JSONResponse:
-    engine: HoldEngine = request.app.state.holds
+    engine: HoldEngine = amphi(request).holds
     hold, now_ms = await engine.get_with_time(_hold_id(request))
-    section = request.app.state.catalog.section_by_slug(hold.section)
+    section = amphi(request).catalog.section_by_slug(hold.section)
     return shapes.ok(shapes.hold_json(section, hold, now_ms))
 
 
 async def release_hold(request: Request) -> JSONResponse:
     principal = optional_principal(request)
-    engine: HoldEngine = request.app.state.holds
+    engine: HoldEngine = amphi(request).holds
     hold_id = _hold_id(request)
     logs.bind(hold_id=hold_id)
     hold = await engine.release(hold_id, requester=principal.user_id if principal else "")
     metrics.HOLDS_RELEASED.inc()
     logs.conclude("hold released", quantity=hold.quantity)
-    section = request.app.state.catalog.section_by_slug(hold.section)
+    section = amphi(request).catalog.section_by_slug(hold.section)
     return shapes.ok(shapes.hold_json(section, hold, await engine.now_ms()))
 
 

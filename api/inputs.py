@@ -11,13 +11,14 @@ import orjson
 from starlette.requests import Request
 
 from amphi import errors
+from api.state import amphi
 
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _SMALL_INT = re.compile(r"[0-9]{1,6}")
 
 
 async def json_body(request: Request, *, limit: int | None = None) -> dict[str, Any]:
-    limit = limit or request.app.state.settings.max_body_bytes
+    limit = limit or amphi(request).settings.max_body_bytes
     declared = request.headers.get("content-length")
     if declared is not None and (not _SMALL_INT.fullmatch(declared) or int(declared) > limit):
         raise errors.PayloadTooLarge(f"The request body may not exceed {limit} bytes.")

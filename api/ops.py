@@ -14,10 +14,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from amphi import metrics
+from api.state import amphi
 from engine import scripts
 from engine.stats import block_stats
 from ledger import stats
-from workers import jobs
+from services import queueing
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 async def _redis(request: Request) -> None:
-    client = request.app.state.redis
+    client = amphi(request).redis
     await client.ping()
     if not all(await client.script_exists(*(s.sha for s in scripts.all_scripts()))):
         # After a SCRIPT FLUSH or a failover: load them now rather than on first use.
@@ -39,12 +40,12 @@ async def _redis(request: Request) -> None:
 
 
 async def _rq_redis(request: Request) -> None:
-    queue: Queue = request.app.state.queue
+    queue: Queue = amphi(request).queue
     await run_in_threadpool(queue.connection.ping)
 
 
 async def _database(request: Request) -> None:
-    async with request.app.state.sessions() as session:
+    async with amphi(request).sessions() as session:
         await session.execute(text("SELECT 1"))
 
 
@@ -81,14 +82,14 @@ def _queues(queue: Queue) -> tuple[dict[str, int], dict[str, int], metrics.Final
     """Jobs waiting, and jobs failed for good, in each of our queues; the workers' latency
     histogram (kept beside the queues)."""
     waiting, failed = {}, {}
-    for name in jobs.QUEUES:
+    for name in queueing.QUEUES:
         q = Queue(name, connection=queue.connection)
         waiting[name], failed[name] = q.count, q.failed_job_registry.count
     return waiting, failed, metrics.read_finalize_latency(queue.connection)
 
 
 async def prometheus(request: Request) -> Response:
-    state = request.app.state
+    state = amphi(request)
     async with state.sessions() as session:
         orders = await stats.orders_by_status(session)
         tickets = await stats.tickets_by_kind(session)

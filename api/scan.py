@@ -18,6 +18,7 @@ from amphi.venue_time import venue_today
 from api import shapes
 from api.auth import Principal, required_principal
 from api.inputs import date_value, field_text, json_body
+from api.state import amphi
 from ledger.scans import ScanOutcome, bundle_tickets, scan_ticket
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ def _read_code(request: Request, presented: str) -> tuple[str | None, uuid.UUID 
     if not signing.is_signed(presented):
         return presented.upper(), None, None
     try:
-        claims = signing.verify(presented, request.app.state.signer.public_key)
+        claims = signing.verify(presented, amphi(request).signer.public_key)
         return claims["c"], uuid.UUID(claims["t"]), None
     except (signing.BadSignature, KeyError, ValueError):
         return None, None, FORGED
@@ -78,7 +79,7 @@ async def scan(request: Request) -> JSONResponse:
     gate = _gate(body.get("gate"))
     device_id = field_text(body, "device_id", required=False, limit=128)
     code, ticket_id, refused = _read_code(request, presented)
-    settings, state = request.app.state.settings, request.app.state
+    settings, state = amphi(request).settings, amphi(request)
 
     def run() -> tuple[dict[str, Any], str | None]:
         with state.sync_sessions.begin() as session:
@@ -99,7 +100,7 @@ async def scan(request: Request) -> JSONResponse:
 
 async def bundle(request: Request) -> JSONResponse:
     _staff(request)
-    state, settings = request.app.state, request.app.state.settings
+    state, settings = amphi(request), amphi(request).settings
     raw_date = request.query_params.get("event_date")
     day = (date_value(raw_date, "event_date") if raw_date
            else venue_today(settings.venue_timezone, state.clock()))
@@ -154,7 +155,7 @@ async def sync(request: Request) -> JSONResponse:
             raise errors.ValidationFailed(f"scans[{i}].admitted must be true or false.")
         parsed.append((_scanned_at(item.get("scanned_at"), i), i, presented,
                        _gate(item.get("gate")), admitted))
-    state, settings = request.app.state, request.app.state.settings
+    state, settings = amphi(request), amphi(request).settings
 
     def run() -> list[dict[str, Any]]:
         results: list[dict[str, Any]] = [{}] * len(parsed)

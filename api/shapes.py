@@ -10,8 +10,8 @@ from typing import Any
 import orjson
 from starlette.responses import JSONResponse
 
-from engine.geometry import Geometry
-from engine.holds import BlockCounts, Hold, Offer
+from amphi.geometry import Geometry
+from engine.hold_types import BlockCounts, Hold, Offer
 from ledger.catalog import EventDateInfo, SectionInfo, VenueInfo
 
 

@@ -12,6 +12,7 @@ from starlette.routing import Route
 from amphi import qr
 from api import shapes
 from api.auth import required_principal
+from api.state import amphi
 from ledger.catalog import Catalog
 from ledger.models import AmphitheaterTicket, Ticket
 from ledger.tickets import amphitheater_tickets_of, tickets_of
@@ -65,10 +66,10 @@ def ticket_json(t: Ticket) -> dict[str, Any]:
 
 async def my_amphitheater_tickets(request: Request) -> JSONResponse:
     principal = required_principal(request)
-    async with request.app.state.sessions() as session:
+    async with amphi(request).sessions() as session:
         tickets = await session.run_sync(amphitheater_tickets_of, principal.user_id,
                                          principal.email)
-    catalog = request.app.state.catalog
+    catalog = amphi(request).catalog
     # QR images take a few milliseconds each: off the event loop.
     data = await run_in_threadpool(lambda: [amphitheater_ticket_json(catalog, t) for t in tickets])
     return shapes.ok(data)
@@ -76,7 +77,7 @@ async def my_amphitheater_tickets(request: Request) -> JSONResponse:
 
 async def my_tickets(request: Request) -> JSONResponse:
     principal = required_principal(request)
-    async with request.app.state.sessions() as session:
+    async with amphi(request).sessions() as session:
         tickets = await session.run_sync(tickets_of, principal.user_id, principal.email)
     return shapes.ok(await run_in_threadpool(lambda: [ticket_json(t) for t in tickets]))
 

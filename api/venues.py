@@ -13,22 +13,22 @@ from starlette.routing import Route
 from amphi import errors
 from api import http_cache, shapes
 from api.inputs import date_value, uuid_value
-from engine.holds import HoldEngine
+from api.state import amphi, amphi_of
 from ledger.catalog import Catalog
 
 
 async def list_venues(request: Request) -> JSONResponse:
-    catalog: Catalog = request.app.state.catalog
+    catalog: Catalog = amphi(request).catalog
     return shapes.ok([shapes.venue_json(v) for v in catalog.venues.values()])
 
 
 async def list_event_dates(request: Request) -> JSONResponse:
-    catalog: Catalog = request.app.state.catalog
+    catalog: Catalog = amphi(request).catalog
     return shapes.ok([shapes.event_date_json(d) for d in catalog.dates_on_sale()])
 
 
 async def venue_sections(request: Request) -> Response:
-    catalog: Catalog = request.app.state.catalog
+    catalog: Catalog = amphi(request).catalog
     venue = catalog.venue(uuid_value(request.path_params["venue_id"], "venue_id"))
     raw_date = request.query_params.get("event_date")
     if raw_date:
@@ -38,24 +38,24 @@ async def venue_sections(request: Request) -> Response:
         if not upcoming:
             raise errors.EventDateNotFound("No event date at this venue is on sale.")
         event_date = upcoming[0].event_date
-    rendered = await request.app.state.sections_cache(venue.id, event_date)
-    return http_cache.respond(request, rendered, request.app.state.settings.sections_cache_seconds)
+    rendered = await amphi(request).sections_cache(venue.id, event_date)
+    return http_cache.respond(request, rendered, amphi(request).settings.sections_cache_seconds)
 
 
-def sections_loader(app: Starlette) -> http_cache.Loader:
+def sections_loader(app: Starlette, ttl_seconds: float) -> http_cache.Loader:
     """The sections of a venue on a date with live counters, rendered once per cache TTL
     in this process (SECTIONS_CACHE_SECONDS) however many fans poll."""
 
     async def render(venue_id: uuid.UUID, event_date: date) -> http_cache.Rendered:
-        catalog: Catalog = app.state.catalog
-        engine: HoldEngine = app.state.holds
+        services = amphi_of(app)
+        catalog, engine = services.catalog, services.holds
         sections = catalog.sections_of(venue_id)
         blocks = [catalog.on_sale_block(s, event_date) for s in sections]
         counts = await engine.availability(blocks)
         rows = [shapes.section_json(s, c) for s, c in zip(sections, counts, strict=True)]
         return http_cache.Rendered.of(shapes.ok(rows).body)
 
-    return http_cache.shared(render, app.state.settings.sections_cache_seconds)
+    return http_cache.shared(render, ttl_seconds)
 
 
 routes = [

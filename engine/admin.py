@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine import keys, scripts
-from engine.blocks import BlockSpec, load_block_call, load_outcome
-from engine.geometry import Geometry, Seat
-from engine.holds import Hold, block_ref, parse_block_refs, parse_record, text, time_ms
+from amphi import keys
+from amphi.block_spec import BlockSpec
+from amphi.geometry import Geometry, Seat
+from engine import scripts
+from engine.blocks import load_block_call, load_outcome
+from engine.codecs import block_ref, parse_block_refs, parse_record, text, time_ms
+from engine.hold_types import Hold
 
 
 async def refresh_loaded_blocks(client: scripts.AsyncClient, specs: list[BlockSpec]) -> int:

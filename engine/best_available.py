@@ -16,7 +16,7 @@ be compared on random seat maps.
 
 from __future__ import annotations
 
-from engine.geometry import FREE
+from amphi.geometry import FREE
 
 
 def _free_runs(row: str) -> list[tuple[int, int]]:

@@ -3,47 +3,30 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
-from amphi import errors
-from engine import keys, scripts
-from engine.holds import (
-    RECLAIM_LIMIT,
-    TOMBSTONE_MS,
-    BlockCounts,
-    block_keys,
-    block_ref,
-    parse_block_refs,
-    parse_counts,
-)
+from amphi import errors, keys
+from amphi.block_spec import BlockSpec
+from engine import scripts
+from engine.codecs import block_keys, block_ref, parse_block_refs, parse_counts
+from engine.hold_types import RECLAIM_LIMIT, TOMBSTONE_MS, BlockCounts
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class BlockSpec:
-    """What the ledger says a block is; the input of `load_block`."""
-
-    block: keys.BlockKeys
-    kind: str  # "reserved" | "ga"
-    capacity: int
-    rows: int
-    seats_per_row: int
-    price_cents: int
-    active: bool
+def spec_argv(spec: BlockSpec, sold: list[int] | int = ()) -> list[str | int]:
+    """The block's ARGV head in load_block.lua and rebuild_block.lua: kind, capacity, rows,
+    seats a row, price, on sale, and its sold seat indices (or their count, for GA)."""
+    sold_arg = str(sold) if isinstance(sold, int) else ",".join(str(i) for i in sold)
+    return [str(spec.kind), spec.capacity, spec.rows, spec.seats_per_row, spec.price_cents,
+            "1" if spec.active else "0", sold_arg]
 
 
 def load_block_call(
     spec: BlockSpec, sold: list[int] | int = ()
 ) -> tuple[list[str], list[str | int]]:
     """KEYS and ARGV of lua/load_block.lua for `spec`."""
-    sold_arg = str(sold) if isinstance(sold, int) else ",".join(str(i) for i in sold)
-    return (
-        [spec.block.meta, spec.block.seats],
-        [spec.kind, spec.capacity, spec.rows, spec.seats_per_row, spec.price_cents,
-         "1" if spec.active else "0", sold_arg],
-    )
+    return [spec.block.meta, spec.block.seats], spec_argv(spec, sold)
 
 
 def load_outcome(spec: BlockSpec, reply: list[Any]) -> str:

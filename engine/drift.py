@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from amphi.block_spec import BlockKind
+
 # Finding kinds. The first ones risk a double sale; the last one cannot be fixed in Redis.
 MISSING_BLOCK = "missing_block"  # no block in Redis: nothing protects its sold seats
 SOLD_NOT_IN_REDIS = "sold_not_in_redis"  # a sold seat is free or held in Redis
@@ -81,7 +83,7 @@ def compare(snap: Snapshot, exp: Expected, *, stale_after_ms: int) -> list[Findi
     if not snap.meta:
         findings.append(Finding(MISSING_BLOCK, "the block is not loaded in Redis"))
         return findings
-    kind = "reserved" if exp.reserved else "ga"
+    kind = str(BlockKind.RESERVED if exp.reserved else BlockKind.GA)
     shape = (kind, str(exp.capacity), str(exp.rows), str(exp.seats_per_row))
     found = tuple(snap.meta.get(k) for k in ("kind", "capacity", "rows", "seats_per_row"))
     if found != shape:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from amphi import errors
-from engine import keys, scripts
-from engine.blocks import BlockSpec
+from amphi import errors, keys
+from amphi.block_spec import BlockSpec
+from engine import scripts
+from engine.blocks import spec_argv
+from engine.codecs import block_keys, block_ref, split_records, text, time_ms
 from engine.drift import Snapshot
-from engine.holds import block_keys, block_ref, split_records, text, time_ms
 
 
 def snapshot(client: scripts.Client, block: keys.BlockKeys) -> Snapshot:
@@ -48,14 +49,11 @@ def rebuild(client: scripts.Client, spec: BlockSpec, *, ticket_seats: list[int] 
             settled_orders: list[str]) -> Rebuilt:
     """Make the block agree with the ledger (lua/rebuild_block.lua), creating it if missing.
     `ticket_seats`: the seat indices of live tickets, or their count for general admission."""
-    sold = (str(ticket_seats) if isinstance(ticket_seats, int)
-            else ",".join(map(str, ticket_seats)))
     reply = scripts.run(
         client,
         "rebuild_block",
         [*block_keys(spec.block), spec.block.sales],
-        [spec.kind, spec.capacity, spec.rows, spec.seats_per_row, spec.price_cents,
-         "1" if spec.active else "0", sold, ",".join(settled_orders)],
+        [*spec_argv(spec, ticket_seats), ",".join(settled_orders)],
     )
     if int(reply[0]) != 1:
         raise errors.BlockConflict(f"{spec.block.tag}: {text(reply[1])}")

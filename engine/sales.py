@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from amphi import errors
-from engine import keys, scripts
-from engine.autopipeline import AutoPipeline
-from engine.holds import RECLAIM_LIMIT, TOMBSTONE_MS, block_keys, text
+from amphi import errors, keys
+from engine import scripts
+from engine.codecs import block_keys, text
+from engine.hold_types import RECLAIM_LIMIT, TOMBSTONE_MS
+from engine.transport.autopipeline import AutoPipeline
 
 
 @dataclass(frozen=True, slots=True)

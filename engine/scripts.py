@@ -18,7 +18,7 @@ import redis
 import redis.asyncio as aredis
 from redis.exceptions import NoScriptError
 
-from engine.autopipeline import AutoPipeline
+from engine.transport.autopipeline import AutoPipeline
 
 SCRIPT_NAMES = (
     "load_block",

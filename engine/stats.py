@@ -4,15 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine import keys, scripts
-from engine.holds import (
-    RECLAIM_LIMIT,
-    TOMBSTONE_MS,
-    BlockCounts,
-    block_keys,
-    parse_block_refs,
-    parse_counts,
-)
+from amphi import keys
+from engine import scripts
+from engine.codecs import block_keys, parse_block_refs, parse_counts
+from engine.hold_types import RECLAIM_LIMIT, TOMBSTONE_MS, BlockCounts
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,8 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from amphi import errors
+from amphi.keys import BlockKeys
 from amphi.venue_time import show_day_over
-from engine.keys import BlockKeys
 from ledger.models import EventDate, Section, SectionType, Venue
 
 

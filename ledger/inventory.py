@@ -7,9 +7,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
+from amphi.block_spec import BlockKind, BlockSpec
+from amphi.keys import BlockKeys
 from amphi.venue_time import show_day_over
-from engine.blocks import BlockSpec
-from engine.keys import BlockKeys
 from ledger.models import EventDate, SeatBlock, Section, SectionType, Venue
 
 
@@ -40,7 +40,7 @@ def block_specs(session: Session, *, now: datetime | None = None) -> list[BlockS
         specs.append(
             BlockSpec(
                 block=BlockKeys(block.event_date, section.slug),
-                kind="reserved" if reserved else "ga",
+                kind=BlockKind.RESERVED if reserved else BlockKind.GA,
                 capacity=section.capacity,
                 rows=section.rows if reserved else 1,
                 seats_per_row=section.seats_per_row if reserved else section.capacity,

@@ -25,6 +25,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Session, joinedload, selectinload
 
+from amphi.geometry import SeatLine
 from amphi.payments import Intent
 from ledger.models import Order, OrderLine, OrderStatus, StripeEvent
 
@@ -40,13 +41,6 @@ class Buyer:
     first_name: str = ""
     last_name: str = ""
     user_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class LineSpec:
-    seat_index: int | None
-    row: str | None
-    seat: int | None
 
 
 def order_for_hold(session: Session, hold_id: uuid.UUID) -> Order | None:
@@ -105,7 +99,7 @@ _INSERT_ORDER = _insert_order_statement()
 
 
 async def insert_order(conn: AsyncConnection, values: dict[str, Any],
-                       lines: list[LineSpec]) -> str | None:
+                       lines: list[SeatLine]) -> str | None:
     """Insert an order (`order_values`), its order number and its lines with one statement:
     checkout's, the on-sale's busiest write (as a transaction of four statements through the
     async driver it cost more CPU than the rest of the checkout). Atomic on its own, so
@@ -130,7 +124,7 @@ def create_order(
     section_id: uuid.UUID,
     event_date: date,
     unit_price_cents: int,
-    lines: list[LineSpec],
+    lines: list[SeatLine],
     intent: Intent | None = None,
     demo: bool = False,
 ) -> Order:

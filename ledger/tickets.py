@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -13,6 +12,7 @@ from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, joinedload, selectinload
 
+from amphi.geometry import SeatLine
 from amphi.signing import Signer, ticket_claims
 from ledger.models import (
     AmphitheaterTicket,
@@ -30,13 +30,6 @@ _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud a
 
 def new_code(prefix: str) -> str:
     return f"{prefix}-" + "".join(secrets.choice(_CODE_ALPHABET) for _ in range(10))
-
-
-@dataclass(frozen=True, slots=True)
-class IssuedSeat:
-    seat_index: int | None
-    row: str | None
-    seat: int | None
 
 
 def amphitheater_type_name(event_date: date, section_name: str) -> str:
@@ -97,7 +90,7 @@ def _ticket_row(signer: Signer, order: Order, kind: TicketKind, type_id: uuid.UU
             "qr_payload": _signed(signer, ticket_id, code, kind, order.event_date)}
 
 
-def issue_tickets(session: Session, orders: list[tuple[Order, list[IssuedSeat]]],
+def issue_tickets(session: Session, orders: list[tuple[Order, list[SeatLine]]],
                   signer: Signer) -> int:
     """One amphitheatre ticket a seat, each with its comp festival day pass, for every
     (order, seats); every QR payload is signed so gates can verify it offline. Three

@@ -56,15 +56,14 @@ from typing import Any
 import redis
 import redis.asyncio as aredis
 
-from amphi import errors
-from engine import keys, scripts
-from engine.blocks import BlockSpec, load_block
-from engine.connection import async_client, sync_client
-from engine.holds import (
-    RECLAIM_LIMIT,
-    HoldEngine,
-    block_keys,
-)
+from amphi import errors, keys
+from amphi.block_spec import BlockSpec
+from engine import scripts
+from engine.blocks import load_block
+from engine.codecs import block_keys
+from engine.hold_types import RECLAIM_LIMIT
+from engine.holds import HoldEngine
+from engine.transport.connection import async_client, sync_client
 
 DEFAULT_URL = "redis://127.0.0.1:6379/14"
 MARKER = "amphi:bench:marker"  # written by this benchmark, so a rerun may flush its db

@@ -128,8 +128,9 @@ def get_json(url: str) -> Any:
 
 
 def amphi(env: dict[str, str], *args: str) -> None:
-    subprocess.run([sys.executable, "-m", "amphi.cli", *args], env={**env, "LOG_LEVEL": "WARNING"},
-                   cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, "-m", "runtime.cli", *args],
+                   env={**env, "LOG_LEVEL": "WARNING"}, cwd=ROOT, check=True,
+                   stdout=subprocess.DEVNULL)
 
 
 def session_cpu(session: int) -> float:
@@ -288,10 +289,10 @@ class Bench:
     def run_workers(self, workers: int) -> None:
         a = self.args
         api_port, ceiling_port = free_port(), free_port()
-        api_cmd = [sys.executable, "-m", "amphi.cli", "serve", "--port", str(api_port),
+        api_cmd = [sys.executable, "-m", "runtime.cli", "serve", "--port", str(api_port),
                    "--workers", str(workers)]
-        # Served exactly as the API is (amphi/serving.py).
-        ceiling_cmd = [sys.executable, "-m", "amphi.cli", "serve", "--port", str(ceiling_port),
+        # Served exactly as the API is (runtime/serving.py).
+        ceiling_cmd = [sys.executable, "-m", "runtime.cli", "serve", "--port", str(ceiling_port),
                        "--workers", str(workers), "--app", "loadtests.ceiling_app:create_app"]
         api, ceiling = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{ceiling_port}"
         with (process(api_cmd, env=self.env, log=self.work / "api.log") as api_child,

@@ -211,7 +211,7 @@ def recreate_database(database_url: str) -> None:
 
 
 def worker_has_processes_option(env: dict[str, str]) -> bool:
-    out = subprocess.run([sys.executable, "-m", "amphi.cli", "worker", "--help"], env=env,
+    out = subprocess.run([sys.executable, "-m", "runtime.cli", "worker", "--help"], env=env,
                          cwd=ROOT, capture_output=True, text=True)
     return "--processes" in out.stdout
 
@@ -566,7 +566,7 @@ class Bench:
             amphi(self.env, "migrate")
             amphi(self.env, "setup-venue", "--event-dates", *self.days)
             self.say(f"amphi serve --workers {a.api_processes}")
-            api_cmd = [sys.executable, "-m", "amphi.cli", "serve", "--port", str(self.api_port),
+            api_cmd = [sys.executable, "-m", "runtime.cli", "serve", "--port", str(self.api_port),
                        "--workers", str(a.api_processes)]
             api = stack.enter_context(managed(api_cmd, env=self.env,
                                               log=self.work / "api.log"))
@@ -576,7 +576,7 @@ class Bench:
             self.results["hold_baseline"] = self.hold_baseline()
             self.reload_blocks()
 
-            worker_cmd = [sys.executable, "-m", "amphi.cli", "worker"]
+            worker_cmd = [sys.executable, "-m", "runtime.cli", "worker"]
             if a.worker_processes is not None:
                 if worker_has_processes_option(self.env):
                     worker_cmd += ["--processes", str(a.worker_processes)]

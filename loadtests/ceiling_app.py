@@ -1,14 +1,14 @@
 """The ceilings of the HTTP benchmark: what this server can do at all, served exactly as the
-API is (amphi/serving.py: uvicorn, uvloop with batched accepts, httptools, no access log,
+API is (runtime/serving.py: uvicorn, uvloop with batched accepts, httptools, no access log,
 same process count).
 
 * ``GET /noop``: a bare Starlette endpoint that answers a constant JSON body.
 * ``GET /evalsha``: the same, after one trivial ``EVALSHA`` (``return 1``) on the same
-  Redis, through the same kind of client as the API (engine/connection.py, a blocking
+  Redis, through the same kind of client as the API (engine/transport/connection.py, a blocking
   pool of REDIS_MAX_CONNECTIONS). The issue's ceiling: what the targets are measured
   against.
 * ``GET /evalsha-ap``: the same EVALSHA through the API's auto-pipeline
-  (engine/autopipeline.py), for reference: the same transport as the hold endpoint.
+  (engine/transport/autopipeline.py), for reference: the same transport as the hold endpoint.
 
     amphi serve --app loadtests.ceiling_app:create_app --workers 2
 """
@@ -24,8 +24,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from amphi.settings import Settings
-from engine.autopipeline import AutoPipeline
-from engine.connection import async_client
+from engine.transport.autopipeline import AutoPipeline
+from engine.transport.connection import async_client
 
 TRIVIAL = "return 1"
 

@@ -57,7 +57,7 @@ def reconcile(env: Mapping[str, str]) -> int:
     """`amphi reconcile` on the Redis and database of `env` (REDIS_URL, DATABASE_URL), and
     the run's verdict; returns reconcile's exit code (0: no drift, no oversold seat)."""
     print("$ amphi reconcile", flush=True)
-    rc = subprocess.call([sys.executable, "-m", "amphi.cli", "reconcile"], env=dict(env))
+    rc = subprocess.call([sys.executable, "-m", "runtime.cli", "reconcile"], env=dict(env))
     if rc == 0:
         print("reconcile: no drift, no oversold seat", flush=True)
     else:

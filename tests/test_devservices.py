@@ -11,7 +11,7 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from amphi import devservices
+from runtime import devservices
 
 
 def _unused_port() -> int:

@@ -13,7 +13,7 @@ from amphi.payments import PaymentGateway, gateway
 from amphi.settings import Settings
 from amphi.signing import Signer, load_signer
 from engine import scripts
-from engine.connection import queue_client, sync_client
+from engine.transport.connection import queue_client, sync_client
 from ledger.db import session_factory, sync_engine
 
 

@@ -1,63 +1,15 @@
 """The RQ jobs: module-level functions of plain values, safe to run twice, retried with
-backoff, enqueued only after the transaction that made them necessary has committed.
-
-Three queues, each worked by processes of its own (workers/queues.py): finalisation (a job
-finalises a batch of payments), maintenance (the sweeps), email (a job sends a batch of
-orders' confirmations). Email has a queue of its own so that a backlog of emails never waits in
-front of a ticket; a job is one batch because RQ's own work per job (about a dozen Redis
-round trips) would otherwise cost more than the ticket.
-"""
+backoff (services/queueing.py queues them and says which queue is for what)."""
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Sequence
 
-from redis import Redis
-from rq import Queue, Retry
-from sqlalchemy.orm import sessionmaker
-
-from amphi import errors, metrics
-from amphi.payments import PaymentGateway
-from amphi.signing import Signer
-from workers import context, email, finalize
-
-log = logging.getLogger(__name__)
-
-DEFAULT = "amphi"
-MAINTENANCE = "amphi-maintenance"
-EMAIL = "amphi-email"
-QUEUES = (DEFAULT, MAINTENANCE, EMAIL)  # the order a worker takes jobs in
-
-# A batch of 200 payments takes well under a second; a job killed with its worker is
-# retried this long (and a margin) after it started.
-FINALIZE_TIMEOUT_SECONDS = 30
-EMAILS_PER_JOB = 20  # a job of 20 emails with their QR codes takes ~0.2 s
-
-# Backoff for work that must happen (tickets, emails): about 25 minutes in all.
-RETRY = Retry(max=6, interval=[2, 5, 15, 60, 300, 1200])
-KEEP_FAILED = 7 * 86400
-
-# A payment as a job carries it: order id, Stripe event id and type, accepted at (epoch s)
-PaymentArgs = tuple[str, str | None, str | None, float | None]
-
-
-def finalize_deps(*, redis: Redis, sessions: sessionmaker, payments: PaymentGateway,
-                  queue: Queue, signer: Signer) -> finalize.Deps:
-    """What finalisation needs: its emails go to the email queue beside `queue`, its
-    latencies to the histogram in `queue`'s Redis."""
-    emails = Queue(EMAIL, connection=queue.connection)
-
-    def observe(seconds: list[float]) -> None:
-        try:
-            metrics.record_finalize_latency(queue.connection, seconds)
-        except Exception as exc:  # the tickets are committed; a lost metric is not an error
-            log.warning("finalisation latency not recorded", extra={"error": repr(exc)})
-
-    return finalize.Deps(redis=redis, sessions=sessions, payments=payments,
-                         enqueue_emails=lambda ids: enqueue_emails(emails, ids),
-                         signer=signer, observe_latency=observe)
+from amphi import errors
+from services import finalize
+from services.queueing import DEFAULT, PaymentArgs, event_ref, finalize_deps, payments_of
+from workers import context, email
 
 
 def deps() -> finalize.Deps:
@@ -66,22 +18,10 @@ def deps() -> finalize.Deps:
                          signer=context.signer())
 
 
-def _event(event_id: str | None, event_type: str | None) -> finalize.StripeEventRef | None:
-    return finalize.StripeEventRef(event_id, event_type or "") if event_id else None
-
-
-def payment_args(payment: finalize.Payment) -> PaymentArgs:
-    event = payment.event
-    return (str(payment.order_id), event.id if event else None, event.type if event else None,
-            payment.accepted_at)
-
-
 def finalize_payments(payments: Sequence[PaymentArgs]) -> dict[str, str]:
     """Finalise a batch; fails (RQ retries it) if any order could not be, after the others
     are done: they are final, so the retry only redoes the ones that failed."""
-    batch = [finalize.Payment(uuid.UUID(order_id), _event(event_id, event_type), accepted_at)
-             for order_id, event_id, event_type, accepted_at in payments]
-    outcomes = finalize.finalize_orders(deps(), batch)
+    outcomes = finalize.finalize_orders(deps(), payments_of(payments))
     # an order the ledger does not have will not appear by retrying (it was logged)
     failed = {str(k): v for k, v in outcomes.items()
               if isinstance(v, Exception) and not isinstance(v, errors.OrderNotFound)}
@@ -98,7 +38,7 @@ def finalize_order(order_id: str, event_id: str | None = None,
 def fail_order(order_id: str, event_id: str | None = None, event_type: str | None = None,
                reason: str = "The payment failed.") -> str:
     status = finalize.fail_order(
-        deps(), uuid.UUID(order_id), event=_event(event_id, event_type), reason=reason,
+        deps(), uuid.UUID(order_id), event=event_ref(event_id, event_type), reason=reason,
     )
     return status.value
 
@@ -106,36 +46,3 @@ def fail_order(order_id: str, event_id: str | None = None, event_type: str | Non
 def send_order_emails(order_ids: Sequence[str]) -> dict[str, str]:
     return email.send_order_emails(context.settings(), context.sessions(),
                                    [uuid.UUID(i) for i in order_ids])
-
-
-def enqueue_payments(queue: Queue, payments: Sequence[finalize.Payment]) -> None:
-    """One job for the batch: what the webhooks accepted in the same moment."""
-    queue.enqueue(finalize_payments, [payment_args(p) for p in payments], retry=RETRY,
-                  job_timeout=FINALIZE_TIMEOUT_SECONDS, failure_ttl=KEEP_FAILED,
-                  description=f"finalize {len(payments)} order(s): "
-                              f"{', '.join(str(p.order_id) for p in payments[:3])}"
-                              f"{' ...' if len(payments) > 3 else ''}")
-
-
-def enqueue_finalize(queue: Queue, order_id: uuid.UUID, event_id: str | None = None,
-                     event_type: str | None = None) -> None:
-    enqueue_payments(queue, [finalize.Payment(order_id, _event(event_id, event_type))])
-
-
-def enqueue_fail(queue: Queue, order_id: uuid.UUID, event_id: str | None,
-                 event_type: str | None, reason: str) -> None:
-    queue.enqueue(fail_order, str(order_id), event_id, event_type, reason, retry=RETRY,
-                  job_timeout=60, failure_ttl=KEEP_FAILED)
-
-
-def enqueue_emails(queue: Queue, order_ids: Sequence[uuid.UUID]) -> None:
-    """`queue` is the email queue; one job per EMAILS_PER_JOB orders, in one round trip."""
-    ids = [str(i) for i in order_ids]
-    chunks = [ids[i:i + EMAILS_PER_JOB] for i in range(0, len(ids), EMAILS_PER_JOB)]
-    queue.enqueue_many([
-        Queue.prepare_data(send_order_emails, args=(chunk,), retry=RETRY, timeout=60,
-                           failure_ttl=KEEP_FAILED,
-                           description=f"email {len(chunk)} order(s): {', '.join(chunk[:3])}"
-                                       f"{' ...' if len(chunk) > 3 else ''}")
-        for chunk in chunks
-    ])

@@ -20,8 +20,8 @@ from rq.worker_pool import run_worker as rq_run_worker
 
 from amphi import logs
 from amphi.settings import Settings
-from engine.connection import queue_client
-from workers.jobs import DEFAULT, EMAIL, MAINTENANCE, QUEUES
+from engine.transport.connection import queue_client
+from services.queueing import DEFAULT, EMAIL, MAINTENANCE, QUEUES
 from workers.sweep import expire_abandoned_orders, sweep_expired_holds
 
 log = logging.getLogger(__name__)

@@ -16,6 +16,7 @@ from starlette.responses import RedirectResponse, Response
 
 from amphi import errors
 from api.admin.money import dollars
+from api.state import amphi_of
 from engine.admin import ActiveHold, active_holds
 from engine.holds import HoldEngine
 from ledger.catalog import Catalog
@@ -61,7 +62,7 @@ class SeatHoldsView(BaseView):
     # Listed first: the view's identity (and menu link) is this endpoint's.
     @expose("/seat-hold", methods=["GET"], identity="seat-hold")
     async def holds_page(self, request: Request) -> Response:
-        state = self.api_app.state
+        state = amphi_of(self.api_app)
         catalog: Catalog = state.catalog
         names = {s.slug: s.name for s in catalog.sections.values()}
         rows = [_row(a, names) for a in await active_holds(state.redis)]
@@ -85,7 +86,7 @@ class SeatHoldsView(BaseView):
     @expose("/seat-hold/release", methods=["POST"], identity="seat-hold-release")
     async def release(self, request: Request) -> Response:
         hold_id = str((await request.form()).get("hold_id", ""))
-        engine: HoldEngine = self.api_app.state.holds
+        engine: HoldEngine = amphi_of(self.api_app).holds
         try:
             hold = await engine.release(hold_id, requester="", force=True)
         except (errors.HoldNotFound, errors.HoldNotActive) as refused:

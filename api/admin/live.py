@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from starlette.datastructures import State
-
+from api.state import Amphi
 from engine.admin import refresh_loaded_blocks
 from ledger.catalog import load_catalog
 from ledger.inventory import block_specs
@@ -17,7 +16,7 @@ from ledger.inventory import block_specs
 log = logging.getLogger(__name__)
 
 
-async def apply_inventory_change(state: State) -> int:
+async def apply_inventory_change(state: Amphi) -> int:
     """Returns the number of blocks refreshed in Redis."""
     async with state.sessions() as session:
         # Every block, not only the edited one: a section, venue or date edit reaches all

@@ -15,6 +15,7 @@ from api.admin.auth import AdminAuth
 from api.admin.holds import SeatHoldsView
 from api.admin.same_origin import SameOrigin
 from api.admin.views import MODEL_VIEWS
+from api.state import amphi_of
 
 BASE_URL = "/admin"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -29,7 +30,7 @@ class LifespanSessions(async_sessionmaker[AsyncSession]):
         self._app = app
 
     def __call__(self, **local_kw: Any) -> AsyncSession:
-        local_kw.setdefault("bind", self._app.state.sessions.kw["bind"])
+        local_kw.setdefault("bind", amphi_of(self._app).sessions.kw["bind"])
         return super().__call__(**local_kw)
 
 
@@ -46,6 +47,6 @@ def mount(app: Starlette, settings: Settings) -> Admin:
     for view in [*MODEL_VIEWS, SeatHoldsView]:
         admin.add_view(view)
     for instance in admin.views:
-        # The views read the API's clients (app.state), not the admin sub-app's.
+        # The views read the API's clients (api/state.py), not the admin sub-app's.
         instance.api_app = app  # type: ignore[union-attr]
     return admin

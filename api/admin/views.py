@@ -18,10 +18,11 @@ from sqladmin.pagination import Pagination
 from starlette.applications import Starlette
 from starlette.requests import Request
 
+from amphi.keys import BlockKeys
 from api.admin.filters import DateValuesFilter
 from api.admin.live import apply_inventory_change
 from api.admin.money import DollarsField, dollars_column
-from engine.keys import BlockKeys
+from api.state import amphi_of
 from ledger.models import (
     AmphitheaterTicket,
     EventDate,
@@ -52,7 +53,7 @@ def _swatch(model: Any, attribute: Any) -> Markup:
 
 
 class AppView(ModelView):
-    """A view that reaches the API's clients (`app.state`); `mount` sets `api_app`."""
+    """A view that reaches the API's clients (`amphi_of(app)`); `mount` sets `api_app`."""
 
     api_app: Starlette
     page_size = 50
@@ -62,7 +63,7 @@ class InventoryView(AppView):
     async def after_model_change(
         self, data: dict, model: Any, is_created: bool, request: Request
     ) -> None:
-        await apply_inventory_change(self.api_app.state)
+        await apply_inventory_change(amphi_of(self.api_app))
 
 
 class VenueAdmin(InventoryView, model=Venue):
@@ -184,7 +185,7 @@ class SeatBlockAdmin(InventoryView, model=SeatBlock):
         if not rows:
             return
         blocks = [BlockKeys(row.event_date, row.section.slug) for row in rows]
-        counts = await self.api_app.state.holds.availability(blocks)
+        counts = await amphi_of(self.api_app).holds.availability(blocks)
         for row, live in zip(rows, counts, strict=True):
             values = {
                 "available_seats": live.available if live else "not loaded",

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, select
 
 from amphi.access import Gate
+from amphi.geometry import SeatLine
 from amphi.signing import Signer
 from ledger.db import session_factory
 from ledger.models import (
@@ -29,13 +30,12 @@ from ledger.models import (
 )
 from ledger.orders import (
     Buyer,
-    LineSpec,
     create_order,
     next_order_number,
     record_stripe_event,
 )
 from ledger.scans import scan_ticket
-from ledger.tickets import IssuedSeat, issue_tickets, tickets_of_orders
+from ledger.tickets import issue_tickets, tickets_of_orders
 from tests.api._support import EVENT_DATES
 
 USERNAME = "boxoffice"
@@ -87,13 +87,13 @@ def record_sale(engine: Engine) -> Sale:
     day = EVENT_DATES[0]
     with session_factory(engine).begin() as session:
         section = session.scalars(select(Section).where(Section.name == "Orchestra Center")).one()
-        seats = [IssuedSeat(0, "A", 1), IssuedSeat(1, "A", 2)]
+        seats = [SeatLine(0, "A", 1), SeatLine(1, "A", 2)]
         order = create_order(
             session, order_id=uuid.uuid4(), order_number=next_order_number(session),
             hold_id=uuid.uuid4(),
             buyer=Buyer("fan@example.com", "Ada", "Lovelace"), section_id=section.id,
             event_date=day, unit_price_cents=12500,
-            lines=[LineSpec(s.seat_index, s.row, s.seat) for s in seats],
+            lines=[SeatLine(s.seat_index, s.row, s.seat) for s in seats],
         )
         order.status = OrderStatus.COMPLETED
         issue_tickets(session, [(order, seats)], Signer(Ed25519PrivateKey.generate()))

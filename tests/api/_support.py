@@ -15,10 +15,11 @@ import httpx
 import redis
 from sqlalchemy import Engine, select, text
 
+from amphi.block_spec import BlockSpec
 from amphi.settings import Settings
 from api.app import create_app
 from api.auth import mint_token
-from engine.blocks import BlockSpec, load_block
+from engine.blocks import load_block
 from ledger.db import session_factory
 from ledger.inventory import block_specs
 from ledger.models import EventDate, Section, Venue

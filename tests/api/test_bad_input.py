@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 
 from amphi.settings import Settings
 from engine import scripts
-from engine.connection import sync_client
+from engine.transport.connection import sync_client
 from tests.api._support import (
     BASE,
     DAY,

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from api.coalesce import Coalescer
+from amphi.coalesce import Coalescer
 
 
 class Recorder:

@@ -11,10 +11,10 @@ import httpx
 import pytest
 import redis
 
+from amphi.keys import BlockKeys
 from amphi.settings import DEV_JWT_SECRET
 from api.auth import mint_token
 from engine.blocks import load_block
-from engine.keys import BlockKeys
 from ledger import venue_seed
 from tests.api._support import (
     BASE,

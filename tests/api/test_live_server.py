@@ -21,11 +21,11 @@ import pytest
 import redis
 from sqlalchemy import Engine
 
+from amphi.keys import BlockKeys
 from amphi.settings import Settings
 from engine import scripts
 from engine.blocks import load_block, seat_map
-from engine.connection import sync_client
-from engine.keys import BlockKeys
+from engine.transport.connection import sync_client
 from tests._servers import uvicorn_server
 from tests.api._support import (
     BASE,

@@ -26,11 +26,10 @@ from typing import Any
 import pytest
 import redis.asyncio as aredis
 
-from amphi import errors
-from engine import keys
+from amphi import errors, keys
 from engine.best_available import choose_seats
-from engine.connection import async_client
 from engine.holds import HoldEngine
+from engine.transport.connection import async_client
 
 POOL_SIZE = 200  # connections a process keeps; requests beyond that wait for one
 

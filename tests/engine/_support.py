@@ -17,10 +17,12 @@ from typing import Any
 import redis
 import redis.asyncio as aredis
 
-from engine import keys
-from engine.blocks import BlockSpec, load_block
-from engine.connection import async_client
-from engine.holds import HoldEngine, split_records
+from amphi import keys
+from amphi.block_spec import BlockSpec
+from engine.blocks import load_block
+from engine.codecs import split_records
+from engine.holds import HoldEngine
+from engine.transport.connection import async_client
 
 DAY = date(2026, 6, 19)
 PRICE = 7_500

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from amphi.devservices import Services
 from amphi.settings import Settings
+from runtime.devservices import Services
 from tests._cluster import running_cluster
 
 BACKENDS = [b.strip() for b in os.environ.get("TEST_REDIS_BACKENDS", "single,cluster").split(",")

@@ -1,4 +1,4 @@
-"""The auto-pipeline (engine/autopipeline.py) on a real Redis and a real cluster: commands
+"""The auto-pipeline (engine/transport/autopipeline.py) on a real Redis and a real cluster: commands
 of one event-loop turn share round trips, each caller gets its own reply or error, in the
 order they were queued, and a failure or a cancelled caller wedges nothing. On the single
 Redis both transports run: the multiplexed connection and redis-py pipelines."""
@@ -14,8 +14,8 @@ import redis
 import redis.asyncio as aredis
 from redis.exceptions import NoScriptError, ResponseError
 
-from engine.autopipeline import EARLY_WRITE, MAX_BATCH, AutoPipeline
-from engine.connection import async_client
+from engine.transport.autopipeline import EARLY_WRITE, MAX_BATCH, AutoPipeline
+from engine.transport.connection import async_client
 from tests._servers import free_port, private_redis
 from tests.engine._support import load_reserved, make_engine, meta
 

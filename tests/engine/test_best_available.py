@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from amphi.geometry import FREE, HELD, SOLD, Geometry, Seat, row_index, row_label
 from engine.best_available import best_adjacent, best_split, choose_seats
-from engine.geometry import FREE, HELD, SOLD, Geometry, Seat, row_index, row_label
 
 
 def rows(*texts: str) -> str:

@@ -15,12 +15,14 @@ import redis
 import redis.asyncio as aredis
 from redis.exceptions import MaxConnectionsError
 
-from amphi import devservices, errors
+from amphi import errors, keys
+from amphi.redis_urls import cluster_nodes
 from amphi.settings import Settings, SettingsError
-from engine import blocks, keys, scripts
-from engine.connection import async_client, cluster_nodes, sync_client
+from engine import blocks, scripts
 from engine.holds import HoldEngine
-from engine.waiting_cluster import WaitingRedisCluster
+from engine.transport.connection import async_client, sync_client
+from engine.transport.waiting_cluster import WaitingRedisCluster
+from runtime import devservices
 from tests._cluster import flush_redis
 from tests._servers import free_port
 from tests.engine._support import (

@@ -9,8 +9,8 @@ import pytest
 import redis
 import redis.asyncio as aredis
 
-from amphi import errors
-from engine import blocks, keys
+from amphi import errors, keys
+from engine import blocks
 from tests.engine._support import (
     assert_block_ok,
     force_expire,

@@ -13,7 +13,7 @@ import redis.asyncio as aredis
 
 from amphi import errors
 from engine import blocks
-from engine.holds import TOMBSTONE_MS
+from engine.hold_types import TOMBSTONE_MS
 from tests.engine._support import (
     assert_block_ok,
     block_violations,

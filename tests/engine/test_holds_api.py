@@ -10,11 +10,13 @@ import pytest
 import redis
 import redis.asyncio as aredis
 
-from amphi import errors
+from amphi import errors, keys
+from amphi.block_spec import BlockSpec
 from amphi.settings import Settings
-from engine import blocks, keys, scripts
-from engine.blocks import BlockSpec
-from engine.holds import IDEMPOTENCY_WINDOW_S, TOMBSTONE_MS, Hold, block_keys, new_hold_id
+from engine import blocks, scripts
+from engine.codecs import block_keys
+from engine.hold_ids import IDEMPOTENCY_WINDOW_S, new_hold_id
+from engine.hold_types import TOMBSTONE_MS, Hold
 from tests.engine._support import (
     DAY,
     PRICE,

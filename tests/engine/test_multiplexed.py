@@ -1,4 +1,4 @@
-"""The multiplexed connection (engine/multiplexed.py) where it differs from a redis-py
+"""The multiplexed connection (engine/transport/multiplexed.py) where it differs from a redis-py
 pooled connection: which clients get one, the handshake (password, database), a server
 that stops answering or hangs up mid-batch, and an argument Redis cannot be sent. Its
 everyday behaviour (order, errors, cancellation, a lost server) is tested with the
@@ -17,8 +17,8 @@ import redis
 import redis.asyncio as aredis
 from redis import exceptions as redis_errors
 
-from engine.connection import async_client
-from engine.multiplexed import Multiplexed
+from engine.transport.connection import async_client
+from engine.transport.multiplexed import Multiplexed
 from tests._servers import private_redis
 
 

@@ -1,5 +1,6 @@
-"""The engine's client packs commands with hiredis (engine/connection.py): byte for byte what
-redis-py's own packer sends, and redis-py's errors for what it refuses. Pure: no server."""
+"""The engine's client packs commands with hiredis (engine/transport/connection.py): byte
+for byte what redis-py's own packer sends, and redis-py's errors for what it refuses. Pure:
+no server."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 import redis.asyncio as aredis
 from redis.exceptions import DataError
 
-from engine.connection import HiredisPackingConnection
+from engine.transport.connection import HiredisPackingConnection
 
 CASES: list[tuple[Any, ...]] = [
     ("EVALSHA", "a" * 40, 6, b"{blk}:meta", "0", 2, b"600000", "", "café", b"\x00\xff"),

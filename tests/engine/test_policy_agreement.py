@@ -16,9 +16,8 @@ from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from amphi import errors
+from amphi import errors, keys
 from amphi.settings import Settings
-from engine import keys
 from engine.best_available import choose_seats
 from tests.engine._support import (
     DAY,

@@ -19,7 +19,7 @@ import redis
 
 from amphi.settings import Settings
 from engine.blocks import counts
-from engine.holds import BlockCounts
+from engine.hold_types import BlockCounts
 from tests.engine import _race_worker
 from tests.engine._support import (
     assert_block_ok,

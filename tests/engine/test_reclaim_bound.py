@@ -10,9 +10,8 @@ import pytest
 import redis
 import redis.asyncio as aredis
 
-from amphi import errors
-from engine import keys
-from engine.holds import RECLAIM_LIMIT
+from amphi import errors, keys
+from engine.hold_types import RECLAIM_LIMIT
 from tests.engine._support import (
     assert_block_ok,
     block_state,

@@ -24,12 +24,13 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from amphi import errors
+from amphi import errors, keys
+from amphi.block_spec import BlockSpec
 from amphi.settings import Settings
-from engine import blocks, keys
+from engine import blocks
 from engine.best_available import choose_seats
-from engine.blocks import BlockSpec
-from engine.holds import Hold, block_keys
+from engine.codecs import block_keys
+from engine.hold_types import Hold
 from tests.engine._support import (
     block_state,
     engine_client,

@@ -20,8 +20,8 @@ import pytest
 import redis
 from sqlalchemy import Engine, text
 
-from amphi import devservices
 from amphi.settings import Settings
+from runtime import devservices
 from tests._storage import flushed_redis, migrated_ledger, own_services
 from tests.api._support import VenueFixture, build_venue, running_api
 from tests.payments._support import SECRET_KEY, WEBHOOK_SECRET

@@ -1,4 +1,4 @@
-"""amphi/accept.py: the API's event loop takes a burst of waiting connections in one turn
+"""runtime/accept.py: the API's event loop takes a burst of waiting connections in one turn
 (uvloop alone takes one a turn), sets TCP_NODELAY on them as uvloop does, stops accepting
 when closed, and rides out running out of file descriptors."""
 
@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import pytest
 import uvloop
 
-from amphi import accept
+from runtime import accept
 
 T = TypeVar("T")
 
@@ -86,7 +86,7 @@ def test_a_burst_of_waiting_connections_is_accepted_within_a_few_turns() -> None
 
 
 def test_uvloop_alone_takes_one_connection_a_turn() -> None:
-    """Why amphi/accept.py exists. If a uvloop release takes a burst at once again, this
+    """Why runtime/accept.py exists. If a uvloop release takes a burst at once again, this
     fails, and BatchAcceptLoop can go."""
     assert accepted_after_turns(uvloop.new_event_loop) <= TURNS
 
@@ -153,6 +153,6 @@ def test_out_of_file_descriptors_it_waits_and_then_accepts_the_rest(
             server.close()
             await server.wait_closed()
 
-    with caplog.at_level(logging.ERROR, logger="amphi.accept"):
+    with caplog.at_level(logging.ERROR, logger="runtime.accept"):
         run(accept.BatchAcceptLoop, body)
     assert "cannot accept connections" in caplog.text

@@ -17,9 +17,9 @@ import pytest
 import redis
 from sqlalchemy import Engine
 
+from amphi.keys import BlockKeys
 from amphi.settings import Settings
 from engine.blocks import load_block
-from engine.keys import BlockKeys
 from tests._servers import private_redis
 from tests.api._support import DAY, VenueFixture
 from tests.engine import _race_worker

@@ -13,13 +13,14 @@ import pytest
 import redis
 from sqlalchemy import Engine, text
 
+from amphi.geometry import Geometry
+from amphi.keys import BlockKeys
 from amphi.payments import DemoGateway
 from amphi.settings import Settings
 from amphi.signing import load_signer
 from engine import sales
-from engine.geometry import Geometry
-from engine.keys import BlockKeys
 from ledger.db import session_factory
+from services import finalize
 from tests.api._support import EVENT_DAYS, VenueFixture, assert_error, redis_snapshot
 from tests.engine._support import assert_block_ok, redis_now_ms
 from tests.ops._support import (
@@ -43,7 +44,6 @@ from tests.payments._support import (
     rows,
     stripe_client,
 )
-from workers import finalize
 
 pytestmark = pytest.mark.slow  # each `amphi reconcile` is a process of its own (~1 s)
 

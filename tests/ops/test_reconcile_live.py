@@ -18,17 +18,17 @@ from rq import Queue
 from sqlalchemy import Engine
 
 from amphi import errors
+from amphi.geometry import Geometry, Seat
 from amphi.payments import DemoGateway
 from amphi.settings import Settings
 from amphi.signing import load_signer
-from engine.geometry import Geometry, Seat
 from ledger.db import session_factory
+from services import finalize, queueing
+from services import reconcile as rec
 from tests.api._support import DAY, VenueFixture
 from tests.engine._support import assert_block_ok, engine_client, make_engine
 from tests.ops._support import CLEAN, assert_agrees, buy, reconcile
 from tests.payments._support import block_of, block_state, order_lines, order_row, rows
-from workers import finalize, jobs
-from workers import reconcile as rec
 
 pytestmark = pytest.mark.slow
 
@@ -58,7 +58,7 @@ async def test_fix_during_holds_and_sales(open_api, settings: Settings, venue: V
     sessions = session_factory(ledger_engine)
     signer = load_signer(settings.ticket_signing_key, "")
     src = rec.sources(redis_client, sessions, DemoGateway(),
-                      Queue(jobs.DEFAULT, connection=redis_client), signer)
+                      Queue(queueing.DEFAULT, connection=redis_client), signer)
     stop = threading.Event()
     failures: list[str] = []
     repairs: list[int] = []

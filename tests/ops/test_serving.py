@@ -1,4 +1,4 @@
-"""`amphi serve --workers N` (amphi/serving.py): each API process listens on its own
+"""`amphi serve --workers N` (runtime/serving.py): each API process listens on its own
 SO_REUSEPORT socket, so a burst of new connections is spread over the processes; a process
 that dies is replaced; SIGTERM stops them all; a process that cannot start stops the
 server, with uvicorn's start-up failure code."""

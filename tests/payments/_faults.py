@@ -36,8 +36,9 @@ from rq.registry import (
 from rq.worker import Worker
 from sqlalchemy import Connection, Engine, text
 
-from amphi.devservices import redis_server_binary
 from amphi.settings import Settings
+from runtime.devservices import redis_server_binary
+from services import queueing
 from tests._servers import free_port
 from tests.api._support import data
 from tests.payments._support import (
@@ -59,7 +60,6 @@ from tests.payments._support import (
     stripe_event_count,
     worker_env,
 )
-from workers import jobs
 
 PG_BIN = Path(os.environ.get("AMPHI_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 HANDLED = {"received": True, "handled": True}
@@ -256,7 +256,7 @@ class WorkerPool:
 
     How many workers the pool runs, and on which queues, is the application's business
     (workers/queues.py); a pool is ready when every worker process it forked has registered
-    with RQ and together they work every queue of jobs.QUEUES."""
+    with RQ and together they work every queue of queueing.QUEUES."""
 
     settings: Settings
     log_path: Path
@@ -324,7 +324,8 @@ class WorkerPool:
     def ready(self, connection: redis.Redis) -> list[PoolWorker] | None:
         workers = self.workers(connection)
         covered = {q for w in workers for q in w.queues}
-        if workers and {w.pid for w in workers} == self.forked() and covered >= set(jobs.QUEUES):
+        if (workers and {w.pid for w in workers} == self.forked()
+                and covered >= set(queueing.QUEUES)):
             return workers
         return None
 
@@ -556,7 +557,7 @@ def abandoned_jobs(connection: redis.Redis) -> list[str]:
     retries them when a worker's registry cleanup finds their heartbeat lapsed."""
     live = live_workers(connection)
     found = []
-    for name in (jobs.DEFAULT, jobs.EMAIL):
+    for name in (queueing.DEFAULT, queueing.EMAIL):
         for job_id in StartedJobRegistry(name, connection=connection).get_job_ids(
                 cleanup=False):
             job = Job.fetch(job_id, connection=connection)
@@ -569,7 +570,7 @@ def queues_idle(connection: redis.Redis) -> bool:
     """Finalisation and email have nothing queued, waiting for a retry or running in a live
     worker (a job abandoned by a dead worker is not waited for: see abandoned_jobs)."""
     abandoned = set(abandoned_jobs(connection))
-    for name in (jobs.DEFAULT, jobs.EMAIL):
+    for name in (queueing.DEFAULT, queueing.EMAIL):
         queue = Queue(name, connection=connection)
         started = set(StartedJobRegistry(queue=queue).get_job_ids(cleanup=False))
         if (queue.count or started - abandoned
@@ -582,7 +583,7 @@ def describe_queues(connection: redis.Redis) -> str:
     """RQ's state, for a drill that timed out: each queue's jobs and registries, the
     workers, and the scheduler and maintenance locks with their TTLs."""
     lines = []
-    for name in jobs.QUEUES:
+    for name in queueing.QUEUES:
         queue = Queue(name, connection=connection)
         started = StartedJobRegistry(queue=queue)
         lines.append(f"{name}: queued={queue.count} "
@@ -622,11 +623,11 @@ def wait_until_settled(engine: Engine, rq: redis.Redis, purchases: Sequence[Purc
 def retried_jobs(connection: redis.Redis) -> dict[str, int]:
     """Finished finalisation and email jobs that needed a retry: job id -> retries used."""
     found = {}
-    for name in (jobs.DEFAULT, jobs.EMAIL):
+    for name in (queueing.DEFAULT, queueing.EMAIL):
         queue = Queue(name, connection=connection)
         for job_id in FinishedJobRegistry(queue=queue).get_job_ids(cleanup=False):
             job = Job.fetch(job_id, connection=connection)
-            used = (jobs.RETRY.max - job.retries_left) if job.retries_left is not None else 0
+            used = (queueing.RETRY.max - job.retries_left) if job.retries_left is not None else 0
             if used:
                 found[job_id] = used
     return found
@@ -654,5 +655,5 @@ def assert_each_paid_order_completed_once(engine: Engine, hold_redis: redis.Redi
         state = assert_block_matches_ledger(hold_redis, engine, section)
         bought = sum(p.quantity for p in purchases if p.section == section)
         assert (state.held, state.sold) == (0, bought), (section, state, bought)
-    for name in (jobs.DEFAULT, jobs.EMAIL):
+    for name in (queueing.DEFAULT, queueing.EMAIL):
         assert_no_failed_jobs(Queue(name, connection=rq))

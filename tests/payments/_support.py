@@ -26,9 +26,9 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 from sqlalchemy import Engine, text
 
+from amphi.keys import BlockKeys
 from amphi.settings import Settings
 from api.auth import mint_token
-from engine.keys import BlockKeys
 from ledger import venue_seed
 from tests.api._support import BASE, DAY, data, hold_body
 

@@ -27,8 +27,9 @@ import redis
 from rq import Queue
 from sqlalchemy import Engine, text
 
-from amphi import devservices
 from amphi.settings import Settings
+from runtime import devservices
+from services import queueing
 from tests._servers import child_server, free_port, redis_db_url
 from tests._storage import flushed_redis, migrated_ledger, own_services
 from tests.api._support import VenueFixture, build_venue, running_api
@@ -39,7 +40,7 @@ from tests.payments._support import (
     assert_no_failed_jobs,
     worker_env,
 )
-from workers import context, jobs
+from workers import context
 from workers.queues import AmphiWorker
 
 PAY_REDIS_URL = os.environ.get("TEST_PAYMENTS_REDIS_URL", "redis://127.0.0.1:6379/10")
@@ -104,12 +105,12 @@ def rq_redis(settings: Settings) -> Iterator[redis.Redis]:
 @pytest.fixture
 def queue(rq_redis: redis.Redis) -> Queue:
     """Finalisation's queue (the webhooks' batches)."""
-    return Queue(jobs.DEFAULT, connection=rq_redis)
+    return Queue(queueing.DEFAULT, connection=rq_redis)
 
 
 @pytest.fixture
 def email_queue(rq_redis: redis.Redis) -> Queue:
-    return Queue(jobs.EMAIL, connection=rq_redis)
+    return Queue(queueing.EMAIL, connection=rq_redis)
 
 
 @pytest.fixture
@@ -198,7 +199,7 @@ class InProcessWorker:
     def run(self, settings: Settings, *, check: bool = True) -> None:
         """Work every queue until they are empty (jobs enqueued meanwhile included)."""
         self.use(settings)
-        queues = [Queue(name, connection=self.queue.connection) for name in jobs.QUEUES]
+        queues = [Queue(name, connection=self.queue.connection) for name in queueing.QUEUES]
         worker = AmphiWorker(queues, connection=self.queue.connection)
         worker.work(burst=True)
         if check:

@@ -21,6 +21,7 @@ from rq.registry import ScheduledJobRegistry
 from sqlalchemy import Engine
 
 from amphi.settings import Settings
+from services import queueing
 from tests._servers import free_port
 from tests.api._support import data
 from tests.payments._support import (
@@ -108,7 +109,7 @@ async def test_email_over_smtp_once(open_api, demo_settings: Settings, venue,
         assert order_row(ledger_engine, order["order_id"])["email_sent_at"] is not None
 
         # the job again (a retry, a second enqueue): nothing more is sent
-        jobs.enqueue_emails(email_queue, [uuid.UUID(order["order_id"])])
+        queueing.enqueue_emails(email_queue, [uuid.UUID(order["order_id"])])
         job = email_queue.get_jobs()[0]
         worker.run(smtp)
         assert job.return_value() == {order["order_id"]: "already sent"}
@@ -141,7 +142,7 @@ async def test_failed_send_is_retried_and_never_blocks_the_tickets(
 
     job = Job.fetch(job.id, connection=email_queue.connection)
     assert job.get_status() == JobStatus.SCHEDULED  # RQ retries it with backoff
-    assert job.retries_left == jobs.RETRY.max - 1
+    assert job.retries_left == queueing.RETRY.max - 1
     with pytest.raises(RuntimeError, match="ConnectionRefusedError"):  # what RQ retries
         jobs.send_order_emails([order["order_id"]])
     # the tickets were issued and stay issued; only the email is pending
@@ -155,7 +156,7 @@ async def test_failed_send_is_retried_and_never_blocks_the_tickets(
         worker.run(smtp)
         assert len(inbox.received) == 1
         assert_confirmation(inbox.messages()[0], order, tickets, "unlucky@example.com")
-        jobs.enqueue_emails(email_queue, [uuid.UUID(order["order_id"])])
+        queueing.enqueue_emails(email_queue, [uuid.UUID(order["order_id"])])
         worker.run(smtp)
         assert len(inbox.received) == 1
     assert order_row(ledger_engine, order["order_id"])["email_sent_at"] is not None
@@ -183,7 +184,7 @@ async def test_an_email_for_an_order_not_completed_sends_nothing(
     async with open_api(demo_settings) as api:
         hold = await make_hold(api, venue.sections["Lawn"], 2)
         order = await checkout(api, hold["hold_id"])
-    jobs.enqueue_emails(email_queue, [uuid.UUID(order["order_id"])])
+    queueing.enqueue_emails(email_queue, [uuid.UUID(order["order_id"])])
     job = email_queue.get_jobs()[0]
     worker.run(demo_settings)
     assert job.return_value() == {order["order_id"]: "not completed (pending)"}

@@ -16,6 +16,7 @@ from sqlalchemy import Engine, text
 from amphi.settings import Settings
 from engine import sales
 from ledger.models import OrderStatus
+from services import finalize, queueing
 from tests.api._support import data
 from tests.payments._support import (
     SUCCEEDED,
@@ -36,7 +37,7 @@ from tests.payments._support import (
     stripe_event,
     stripe_event_count,
 )
-from workers import finalize, jobs
+from workers import jobs
 
 ISSUED = {"status": "COMPLETED", "message": "Amphitheater tickets issued successfully"}
 
@@ -184,7 +185,7 @@ async def test_job_killed_between_redis_sale_and_ledger_commit(
     assert row_counts(ledger_engine)["tickets"] == 0
 
     # RQ retries the job
-    jobs.enqueue_finalize(queue, uuid.UUID(order["order_id"]), "evt_retried", SUCCEEDED)
+    queueing.enqueue_finalize(queue, uuid.UUID(order["order_id"]), "evt_retried", SUCCEEDED)
     worker.run(demo_settings)
     tickets = one_set_of_tickets(ledger_engine, order["order_id"], 3)
     assert [t["seat_index"] for t in tickets] == preferred
@@ -193,7 +194,7 @@ async def test_job_killed_between_redis_sale_and_ledger_commit(
     state = assert_block_matches_ledger(redis_client, ledger_engine, "Mezzanine Right")
     assert (state.held, state.sold) == (0, 3)  # sold == tickets; the hold is not held
     # and once more, for good measure: nothing changes
-    jobs.enqueue_finalize(queue, uuid.UUID(order["order_id"]), "evt_retried", SUCCEEDED)
+    queueing.enqueue_finalize(queue, uuid.UUID(order["order_id"]), "evt_retried", SUCCEEDED)
     worker.run(demo_settings)
     one_set_of_tickets(ledger_engine, order["order_id"], 3)
     assert block_state(redis_client, block) == state

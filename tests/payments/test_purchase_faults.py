@@ -46,6 +46,7 @@ from sqlalchemy import Engine
 from amphi.settings import Settings
 from ledger.db import sync_engine
 from ledger.migrate import upgrade
+from services import queueing
 from tests.api._support import build_venue, running_api
 from tests.payments._faults import (
     Delivery,
@@ -71,7 +72,6 @@ from tests.payments._faults import (
     wait_until_settled,
 )
 from tests.payments._support import WEBHOOK_SECRET
-from workers import jobs
 
 pytestmark = pytest.mark.slow
 
@@ -319,7 +319,7 @@ async def test_queue_redis_restarted_loses_no_order(
         server.start()
         settings = webhook_settings(demo_settings, rq_redis_url=server.url)
         rq = redis.Redis.from_url(server.url)
-        queue = Queue(jobs.DEFAULT, connection=rq)
+        queue = Queue(queueing.DEFAULT, connection=rq)
         pool = WorkerPool(settings, tmp_path / "worker.log")
         pool.start()
         before = {w.pid for w in await in_thread(pool.wait_ready, rq)}

@@ -23,9 +23,9 @@ import pytest_asyncio
 import redis
 from sqlalchemy import Engine, text
 
-from amphi import devservices
 from amphi.settings import Settings
 from engine import scripts
+from runtime import devservices
 from tests._servers import redis_db_url
 from tests._storage import migrated_ledger, own_services
 from tests.api._support import VenueFixture, build_venue

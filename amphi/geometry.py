@@ -64,3 +64,21 @@ class Geometry:
         if not 0 <= row < self.rows or not 1 <= seat.seat <= self.seats_per_row:
             raise ValueError(f"no seat {seat.row}{seat.seat} in this section")
         return row * self.seats_per_row + seat.seat - 1
+
+
+@dataclass(frozen=True, slots=True)
+class SeatLine:
+    """One seat of an order or a ticket: its index in the block, row and number; all None
+    for general admission."""
+    seat_index: int | None
+    row: str | None
+    seat: int | None
+
+
+def seat_lines(geometry: Geometry | None, indices: list[int], quantity: int) -> list[SeatLine]:
+    """The lines of `quantity` seats: the seats at `indices` of a reserved section's
+    `geometry`, or (geometry None) as many unseated general-admission places."""
+    if geometry is None:
+        return [SeatLine(None, None, None)] * quantity
+    return [SeatLine(i, place.row, place.seat) for i, place in
+            ((i, geometry.seat(i)) for i in indices)]

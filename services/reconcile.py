@@ -21,16 +21,16 @@ from rq import Queue
 from sqlalchemy.orm import sessionmaker
 
 from amphi import errors
+from amphi.block_spec import BlockSpec
+from amphi.geometry import Geometry
 from amphi.payments import PaymentGateway
 from amphi.signing import Signer
 from engine import drift, repair
-from engine.blocks import BlockSpec
 from engine.drift import Expected, Finding, Snapshot
-from engine.geometry import Geometry
 from ledger.inventory import block_specs
 from ledger.models import OrderStatus
 from ledger.sold import SETTLED, live_seats, settled, statuses, stuck_paid
-from workers import finalize, jobs
+from services import finalize, queueing
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class Sources:
 
 def sources(redis_client: redis.Redis, sessions: sessionmaker, payments: PaymentGateway,
             queue: Queue, signer: Signer) -> Sources:
-    deps = jobs.finalize_deps(redis=redis_client, sessions=sessions, payments=payments,
+    deps = queueing.finalize_deps(redis=redis_client, sessions=sessions, payments=payments,
                               queue=queue, signer=signer)
     return Sources(redis_client, sessions, payments, deps)
 

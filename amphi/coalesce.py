@@ -15,7 +15,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
-from starlette.concurrency import run_in_threadpool
+from anyio.to_thread import run_sync
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -52,7 +52,7 @@ class Coalescer(Generic[T, R]):
                 batch = self._pending[:self._max_batch]
                 del self._pending[:self._max_batch]
                 try:
-                    results = await run_in_threadpool(self._handle, [i for i, _ in batch])
+                    results = await run_sync(self._handle, [i for i, _ in batch])
                 except Exception as exc:
                     for _, future in batch:
                         _settle(future, exc)

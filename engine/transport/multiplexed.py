@@ -2,7 +2,7 @@
 
 Redis answers the commands of a connection in the order they were sent, so the replies
 can be handed to their callers in that order from a queue of futures: ioredis's and
-hiredis's design. The auto-pipeline (engine/autopipeline.py) writes each loop turn's
+hiredis's design. The auto-pipeline (engine/transport/autopipeline.py) writes each loop turn's
 commands here in one write. Against a redis-py pipeline on a pooled connection this saves
 the client about 12 µs of CPU a command (measured: 4 µs against 16 µs for a batch of 17
 EVALSHA): no pool checkout, no coroutine and no timeout context a reply, only the hiredis

@@ -8,14 +8,14 @@ with "Too many connections" when every fan clicks at once.
 ``rediss+cluster://`` for TLS) names a Redis Cluster by one or more startup nodes: the
 clients are ``redis.cluster.RedisCluster`` and, for the API, a ``WaitingRedisCluster``
 that bounds the connections to each node and waits at that bound (see
-`engine/waiting_cluster.py`). A cluster has no database index: a path other than ``/``
+`engine/transport/waiting_cluster.py`). A cluster has no database index: a path other than ``/``
 or ``/0`` is refused.
 """
 
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import hiredis
 import redis
@@ -23,37 +23,10 @@ import redis.asyncio as aredis
 from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
 from redis.cluster import ClusterNode
 
-from engine.waiting_cluster import WaitingRedisCluster
+from amphi.redis_urls import cluster_nodes, is_cluster_url
+from engine.transport.waiting_cluster import WaitingRedisCluster
 
 POOL_TIMEOUT_SECONDS = 5
-CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
-
-
-def is_cluster_url(url: str) -> bool:
-    return urlsplit(url).scheme in CLUSTER_SCHEMES
-
-
-def cluster_nodes(url: str) -> tuple[str, list[tuple[str, int]]]:
-    """A cluster URL as the plain URL of its first startup node (which carries the
-    credentials, TLS and query options for every node) and all startup nodes."""
-    parts = urlsplit(url)
-    if parts.scheme not in CLUSTER_SCHEMES:
-        raise ValueError(f"not a Redis Cluster URL (redis+cluster://...): {url!r}")
-    if parts.path not in ("", "/", "/0"):
-        raise ValueError(f"a Redis Cluster has no database index: {parts.path!r} in the URL")
-    userinfo, _, hosts = parts.netloc.rpartition("@")
-    nodes = []
-    for item in hosts.split(","):
-        node = urlsplit(f"//{item}")
-        if not node.hostname:
-            raise ValueError(f"Redis Cluster URL: no host in {item!r}")
-        nodes.append((node.hostname, node.port or 6379))
-    first = hosts.split(",")[0]
-    netloc = f"{userinfo}@{first}" if userinfo else first
-    plain = urlunsplit((CLUSTER_SCHEMES[parts.scheme], netloc, "", parts.query, ""))
-    return plain, nodes
-
-
 def async_client(url: str, *, max_connections: int, timeout: float = POOL_TIMEOUT_SECONDS,
                  **options: Any) -> aredis.Redis | WaitingRedisCluster:
     """The API's client. At most `max_connections` connections (on a cluster: commands in

@@ -56,7 +56,8 @@ import redis
 from redis.exceptions import RedisClusterException
 from sqlalchemy.engine import make_url
 
-from engine.connection import is_cluster_url, sync_client
+from amphi.redis_urls import is_cluster_url
+from engine.transport.connection import sync_client
 
 log = logging.getLogger(__name__)
 

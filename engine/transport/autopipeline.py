@@ -10,7 +10,7 @@ runs atomically on its own, in the order it was queued, and a reply (or error) g
 caller only. The same technique as ioredis's ``enableAutoPipelining``.
 
 On a plain TCP Redis the batches go over one connection of their own, with replies
-matched to callers in order (engine/multiplexed.py); elsewhere (a cluster, TLS, a unix
+matched to callers in order (engine/transport/multiplexed.py); elsewhere (a cluster, TLS, a unix
 socket) each batch is a redis-py pipeline on a pooled connection, which also routes a
 cluster's commands by slot.
 
@@ -27,7 +27,7 @@ from typing import Any
 
 import redis.asyncio as aredis
 
-from engine.multiplexed import Call, Multiplexed, settle
+from engine.transport.multiplexed import Call, Multiplexed, settle
 
 MAX_BATCH = 256  # commands in one redis-py pipeline; more in one turn go as several
 # On the multiplexed connection a turn's commands are also written whenever this many are

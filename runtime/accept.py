@@ -8,9 +8,9 @@ kernel's accept queue for seconds with their requests unread: with wrk opening 1
 connections against one busy process, 400 were still queued after 2.5 s and 40-200
 requests a run timed out, on the no-op endpoint too.
 
-``amphi serve`` gives uvicorn ``loop="amphi.accept:BatchAcceptLoop"`` (a custom loop
+``amphi serve`` gives uvicorn ``loop="runtime.accept:BatchAcceptLoop"`` (a custom loop
 factory, uvicorn >= 0.36). Servers made on a socket the caller opened (``create_server(
-sock=...)``, as amphi/serving.py serves) accept in batches; any other is uvloop's own.
+sock=...)``, as runtime/serving.py serves) accept in batches; any other is uvloop's own.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 
 import uvloop
 
-log = logging.getLogger("amphi.accept")
+log = logging.getLogger("runtime.accept")
 
 ACCEPT_BATCH = 128  # a few milliseconds of one turn at most; the rest on the next turn
 # Out of descriptors (or kernel memory): the connections stay queued in the kernel; accepting

@@ -20,8 +20,8 @@ log = logging.getLogger("amphi")
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
-    from amphi.devservices import create_database_if_missing
     from ledger.migrate import upgrade
+    from runtime.devservices import create_database_if_missing
 
     create_database_if_missing(settings.database_url)
     upgrade(settings.database_url)
@@ -51,7 +51,7 @@ def _event_dates(settings: Settings, raw: list[str] | None) -> list[date]:
 
 def cmd_setup_venue(settings: Settings, args: argparse.Namespace) -> int:
     from engine import blocks, scripts
-    from engine.connection import sync_client
+    from engine.transport.connection import sync_client
     from ledger.db import session_factory, sync_engine
     from ledger.inventory import block_specs
     from ledger.venue_setup import setup_venue
@@ -82,7 +82,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import shutil
     import tempfile
 
-    from amphi.serving import serve
+    from runtime.serving import serve
 
     metrics_dir = None
     if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -108,7 +108,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     """Everything for development: Redis, PostgreSQL, schema, venue, API and worker."""
-    from amphi.devservices import ensure_services
+    from runtime.devservices import ensure_services
 
     with ensure_services(
         settings.redis_url, settings.database_url, state_dir=".embedded/dev"
@@ -121,7 +121,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
                                     database_url=services.database_url)
         cmd_migrate(settings, args)
         cmd_setup_venue(settings, argparse.Namespace(event_dates=args.event_dates))
-        exe = [sys.executable, "-m", "amphi.cli"]
+        exe = [sys.executable, "-m", "runtime.cli"]
         children = [
             subprocess.Popen([*exe, "serve", "--host", args.host, "--port", str(args.port),
                               "--workers", str(args.workers)], env=env),
@@ -168,15 +168,15 @@ def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
     from amphi.payments import gateway
     from amphi.signing import load_signer
     from engine import scripts
-    from engine.connection import sync_client
+    from engine.transport.connection import sync_client
     from ledger.db import session_factory, sync_engine
-    from workers import jobs, reconcile
+    from services import queueing, reconcile
 
     hold_redis = sync_client(settings.redis_url)
     scripts.load_all(hold_redis)
     src = reconcile.sources(
         hold_redis, session_factory(sync_engine(settings.database_url)), gateway(settings),
-        Queue(jobs.DEFAULT, connection=sync_client(settings.rq_url)),
+        Queue(queueing.DEFAULT, connection=sync_client(settings.rq_url)),
         load_signer(settings.ticket_signing_key, settings.ticket_signing_key_file),
     )
     stale = (args.stale_after if args.stale_after is not None

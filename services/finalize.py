@@ -31,14 +31,14 @@ import redis
 from sqlalchemy.orm import Session, sessionmaker
 
 from amphi import errors, logs
+from amphi.geometry import Geometry, SeatLine, seat_lines
+from amphi.keys import BlockKeys
 from amphi.payments import PaymentGateway
 from amphi.signing import Signer
 from engine import sales
-from engine.geometry import Geometry
-from engine.keys import BlockKeys
 from ledger.models import Order, OrderStatus, SectionType
 from ledger.orders import OPEN, EventRecord, lock_order, lock_orders, record_stripe_events
-from ledger.tickets import IssuedSeat, issue_tickets
+from ledger.tickets import issue_tickets
 
 log = logging.getLogger(__name__)
 
@@ -88,13 +88,11 @@ def sale_request(order: Order) -> sales.SaleRequest:
         order.quantity, [ln.seat_index for ln in order.lines if ln.seat_index is not None])
 
 
-def _seats(order: Order, sale: sales.Sale) -> list[IssuedSeat]:
+def _seats(order: Order, sale: sales.Sale) -> list[SeatLine]:
     section = order.section
-    if section.section_type != SectionType.RESERVED:
-        return [IssuedSeat(None, None, None)] * order.quantity
-    geometry = Geometry(section.rows or 1, section.seats_per_row or 1)
-    places = [(i, geometry.seat(i)) for i in sale.seats]
-    return [IssuedSeat(i, place.row, place.seat) for i, place in places]
+    geometry = (Geometry(section.rows or 1, section.seats_per_row or 1)
+                if section.section_type == SectionType.RESERVED else None)
+    return seat_lines(geometry, sale.seats, order.quantity)
 
 
 def _sell_and_issue(deps: Deps, session: Session, orders: list[Order]

@@ -26,7 +26,7 @@ from typing import Any
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
-log = logging.getLogger("amphi.serving")
+log = logging.getLogger("runtime.serving")
 
 # The API's uvicorn options; the benchmark's ceilings are served with the same.
 UVICORN_OPTIONS: dict[str, Any] = {
@@ -34,7 +34,7 @@ UVICORN_OPTIONS: dict[str, Any] = {
     "log_config": None,
     "access_log": False,
     "proxy_headers": False,  # the API reads X-Forwarded-For itself (api/forwarded.py)
-    "loop": "amphi.accept:BatchAcceptLoop",  # uvloop, accepting in batches (amphi/accept.py)
+    "loop": "runtime.accept:BatchAcceptLoop",  # uvloop, accepting in batches (runtime/accept.py)
     "http": "httptools",
     # uvicorn closes an idle keep-alive connection after 5 s by default. A client that
     # reuses it at that moment (a pooled connection, idle 5 s) gets no answer: the spike
