@@ -18,8 +18,10 @@ up: $(RUN_STAMP)
 test: $(DEV_STAMP)
 	$(VENV)/bin/pytest $(ARGS)
 
-lint: $(DEV_STAMP)
+lint: $(DEV_STAMP)  # style, the layers (import-linter's contract in pyproject.toml), types
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
