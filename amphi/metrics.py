@@ -32,6 +32,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 _pid = os.getpid()
@@ -49,7 +50,9 @@ def current_pid() -> int:
 
 os.register_at_fork(after_in_child=_refresh_pid)
 if values.ValueClass is not values.MutexValue:  # multiprocess mode: set before any metric
-    values.ValueClass = values.MultiProcessValue(process_identifier=current_pid)
+    # prometheus_client leaves MultiProcessValue unannotated
+    values.ValueClass = values.MultiProcessValue(  # type: ignore[no-untyped-call]
+        process_identifier=current_pid)
 
 HOLDS_CREATED = Counter("amphi_holds_created_total", "Holds made", ["kind"])
 HOLDS_REFUSED = Counter("amphi_holds_refused_total", "Hold requests refused, by reason",
@@ -97,7 +100,7 @@ class TotalsCollector(Collector):
     def __init__(self, totals: Totals) -> None:
         self.totals = totals
 
-    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    def collect(self) -> Iterator[Metric]:
         t = self.totals
         yield _gauge("amphi_orders", "Orders by status", "status", t.orders_by_status)
         tickets = CounterMetricFamily("amphi_tickets_issued", "Tickets issued (live or not)",
@@ -183,7 +186,8 @@ def render(totals: Totals) -> bytes:
     multiprocess mode), then `totals`."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         counters = CollectorRegistry()
-        multiprocess.MultiProcessCollector(counters)
+        # prometheus_client leaves MultiProcessCollector's __init__ unannotated
+        multiprocess.MultiProcessCollector(counters)  # type: ignore[no-untyped-call]
     else:
         counters = REGISTRY
     read_now = CollectorRegistry()

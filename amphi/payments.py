@@ -6,12 +6,15 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import stripe
 
 from amphi import errors
 from amphi.settings import Settings
+
+if TYPE_CHECKING:  # stripe's typed parameters, for the type checker only
+    from stripe.params import PaymentIntentListParams
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +79,11 @@ class StripeGateway:
     demo = False
 
     def __init__(self, settings: Settings) -> None:
-        base = {"api": settings.stripe_api_base} if settings.stripe_api_base else None
         self.client = stripe.StripeClient(
-            settings.stripe_secret_key, base_addresses=base, max_network_retries=2,
+            settings.stripe_secret_key,
+            base_addresses=({"api": settings.stripe_api_base} if settings.stripe_api_base
+                            else None),
+            max_network_retries=2,
             http_client=stripe.RequestsClient(timeout=settings.stripe_timeout_seconds),
         )
 
@@ -112,7 +117,7 @@ class StripeGateway:
         """Our succeeded PaymentIntents (metadata amphitheater=true) created since `since`.
         Stripe lists newest first, so paging stops at a page that is all older."""
         cutoff = int(since.timestamp())
-        params: dict[str, Any] = {"limit": 100}
+        params: PaymentIntentListParams = {"limit": 100}
         while True:
             page = self.client.v1.payment_intents.list(params=params)
             for pi in page.data:

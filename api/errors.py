@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from redis import exceptions as redis_errors
 from sqlalchemy.exc import OperationalError
@@ -51,7 +52,7 @@ def status_of(exc: errors.DomainError) -> int:
 
 
 def envelope(code: str, message: str, status: int, details: dict | None = None,
-             headers: dict[str, str] | None = None) -> JSONResponse:
+             headers: Mapping[str, str] | None = None) -> JSONResponse:
     error: dict = {"code": code, "message": message}
     if details:
         error["details"] = details

@@ -10,8 +10,9 @@ proxies get `Cache-Control: max-age` matching the TTL and an ETag, so a poll wit
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from async_lru import alru_cache
 from starlette.requests import Request
@@ -30,7 +31,7 @@ class Rendered:
         return cls(body, f'"{hashlib.blake2b(body, digest_size=12).hexdigest()}"')
 
 
-Loader = Callable[..., Awaitable[Rendered]]
+Loader = Callable[..., Coroutine[Any, Any, Rendered]]  # alru_cache takes coroutine functions
 
 
 def shared(load: Loader, ttl_seconds: int) -> Loader:

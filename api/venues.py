@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
+from typing import cast
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -42,7 +43,7 @@ async def venue_sections(request: Request) -> Response:
     return http_cache.respond(request, rendered, amphi(request).settings.sections_cache_seconds)
 
 
-def sections_loader(app: Starlette, ttl_seconds: float) -> http_cache.Loader:
+def sections_loader(app: Starlette, ttl_seconds: int) -> http_cache.Loader:
     """The sections of a venue on a date with live counters, rendered once per cache TTL
     in this process (SECTIONS_CACHE_SECONDS) however many fans poll."""
 
@@ -53,7 +54,8 @@ def sections_loader(app: Starlette, ttl_seconds: float) -> http_cache.Loader:
         blocks = [catalog.on_sale_block(s, event_date) for s in sections]
         counts = await engine.availability(blocks)
         rows = [shapes.section_json(s, c) for s, c in zip(sections, counts, strict=True)]
-        return http_cache.Rendered.of(shapes.ok(rows).body)
+        # Response.body may be a memoryview; FastJSONResponse's is orjson's bytes
+        return http_cache.Rendered.of(cast(bytes, shapes.ok(rows).body))
 
     return http_cache.shared(render, ttl_seconds)
 

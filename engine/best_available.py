@@ -34,7 +34,11 @@ def _free_runs(row: str) -> list[tuple[int, int]]:
     return runs
 
 
-def _rank(row: int, start: int, qty: int, first: int, last: int, width: int) -> tuple:
+# strands a seat, row, twice the distance off centre, start: the least one wins
+Rank = tuple[bool, int, int, int]
+
+
+def _rank(row: int, start: int, qty: int, first: int, last: int, width: int) -> Rank:
     strands = (start - first == 1) or (last - (start + qty - 1) == 1)
     off_centre = abs(2 * start + qty - width)  # twice the distance of the party's middle
     return (strands, row, off_centre, start)
@@ -44,7 +48,7 @@ def best_adjacent(seats: str, seats_per_row: int, qty: int) -> list[int] | None:
     """Seat indices of the best run of ``qty`` adjacent free seats, or None."""
     if qty < 1:
         raise ValueError("qty must be >= 1")
-    best: tuple | None = None
+    best: Rank | None = None
     for row in range(len(seats) // seats_per_row):
         base = row * seats_per_row
         for first, last in _free_runs(seats[base : base + seats_per_row]):

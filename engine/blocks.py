@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from amphi import errors, keys
@@ -14,7 +15,7 @@ from engine.hold_types import RECLAIM_LIMIT, TOMBSTONE_MS, BlockCounts
 log = logging.getLogger(__name__)
 
 
-def spec_argv(spec: BlockSpec, sold: list[int] | int = ()) -> list[str | int]:
+def spec_argv(spec: BlockSpec, sold: Sequence[int] | int = ()) -> list[str | int]:
     """The block's ARGV head in load_block.lua and rebuild_block.lua: kind, capacity, rows,
     seats a row, price, on sale, and its sold seat indices (or their count, for GA)."""
     sold_arg = str(sold) if isinstance(sold, int) else ",".join(str(i) for i in sold)
@@ -23,7 +24,7 @@ def spec_argv(spec: BlockSpec, sold: list[int] | int = ()) -> list[str | int]:
 
 
 def load_block_call(
-    spec: BlockSpec, sold: list[int] | int = ()
+    spec: BlockSpec, sold: Sequence[int] | int = ()
 ) -> tuple[list[str], list[str | int]]:
     """KEYS and ARGV of lua/load_block.lua for `spec`."""
     return [spec.block.meta, spec.block.seats], spec_argv(spec, sold)
@@ -37,7 +38,7 @@ def load_outcome(spec: BlockSpec, reply: list[Any]) -> str:
     return outcome
 
 
-def load_block(client: scripts.Client, spec: BlockSpec, sold: list[int] | int = ()) -> str:
+def load_block(client: scripts.Client, spec: BlockSpec, sold: Sequence[int] | int = ()) -> str:
     """Create the block in Redis (with `sold` seat indices, or a count for GA) or refresh
     its price and on-sale flag. Returns 'created' or 'refreshed'."""
     outcome = load_outcome(spec, scripts.run(client, "load_block", *load_block_call(spec, sold)))

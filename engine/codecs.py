@@ -45,10 +45,10 @@ def hold_tail(ttl_ms: int, max_active: int, rate_limit: int) -> tuple[bytes, ...
                  for v in (ttl_ms, b"hold", RECLAIM_LIMIT, max_active, rate_limit))
 
 
-def split_records(raw: dict[Any, Any]) -> tuple[dict[str, dict], dict[str, int]]:
+def split_records(raw: dict[Any, Any]) -> tuple[dict[str, dict[str, Any]], dict[str, int]]:
     """A block's `records` hash, as HGETALL returns it: the hold records by id, and each
     client's active holds (its 'c:<client>' entry; see lua/_block.lua)."""
-    holds: dict[str, dict] = {}
+    holds: dict[str, dict[str, Any]] = {}
     clients: dict[str, int] = {}
     for k, v in raw.items():
         key = text(k)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from amphi.block_spec import BlockKind
 
@@ -46,8 +47,8 @@ class Snapshot:
     meta: dict[str, str]  # empty: the block is not in Redis
     seats: str  # reserved: one character a seat
     holds: dict[str, int]  # active hold id -> expires_ms
-    records: dict[str, dict]  # hold id -> record (see lua/_block.lua)
-    sales: dict[str, dict]  # order id -> {mode, seats, qty}
+    records: dict[str, dict[str, Any]]  # hold id -> record (see lua/_block.lua)
+    sales: dict[str, dict[str, Any]]  # order id -> {mode, seats, qty}
     clients: dict[str, int]  # client -> its active holds, as the block counts them
 
 
@@ -66,7 +67,7 @@ class Expected:
     settled_orders: frozenset[str] = field(default_factory=frozenset)
 
 
-def in_flight_sales(snap: Snapshot, exp: Expected) -> list[dict]:
+def in_flight_sales(snap: Snapshot, exp: Expected) -> list[dict[str, Any]]:
     """Sales Redis made for orders the ledger has not settled: their seats stay sold."""
     return [sale for order_id, sale in snap.sales.items() if order_id not in exp.settled_orders]
 
@@ -137,7 +138,7 @@ def _shape(kind: str | None, capacity: str | None, rows: str | None,
 
 
 def _seat_findings(snap: Snapshot, capacity: int, sold: set[int],
-                   active: dict[str, dict]) -> list[Finding]:
+                   active: dict[str, dict[str, Any]]) -> list[Finding]:
     findings: list[Finding] = []
     held_by = Counter(i for r in active.values() for i in r.get("seats", []))
     seats = snap.seats.ljust(capacity, "?")

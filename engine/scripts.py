@@ -65,6 +65,7 @@ def all_scripts() -> list[LuaScript]:
 
 Client = redis.Redis | redis.RedisCluster
 AsyncClient = aredis.Redis | aredis.RedisCluster
+Key = str | bytes  # bytes: the hot path's keys, encoded once (engine.codecs)
 
 
 def load_all(client: Client) -> None:
@@ -85,18 +86,23 @@ async def aload_all(client: AsyncClient) -> None:
 def _reload(client: Client, s: LuaScript, keys: Sequence[str]) -> None:
     """SCRIPT LOAD where NOSCRIPT came from: on a cluster, the node of the keys' slot."""
     if isinstance(client, redis.RedisCluster) and keys:
-        client.execute_command("SCRIPT LOAD", s.source,
-                               target_nodes=client.get_node_from_key(keys[0]))
+        # redis-py leaves the synchronous RedisCluster's methods unannotated
+        node = client.get_node_from_key(keys[0])  # type: ignore[no-untyped-call]
+        client.execute_command(  # type: ignore[no-untyped-call]
+            "SCRIPT LOAD", s.source, target_nodes=node)
     else:
         client.script_load(s.source)
 
 
-async def _areload(client: AsyncClient, s: LuaScript, key_lists: Sequence[Sequence[str]]) -> None:
+async def _areload(client: AsyncClient, s: LuaScript,
+                   key_lists: Sequence[Sequence[Key]]) -> None:
     """SCRIPT LOAD once on every node that answered NOSCRIPT for one of `key_lists`."""
     if isinstance(client, aredis.RedisCluster):
         nodes = {}
         for keys in key_lists:
-            node = client.get_node_from_key(keys[0])
+            # redis-py annotates the key as str; its keyslot() encodes bytes alike
+            node = client.get_node_from_key(keys[0])  # type: ignore[arg-type]
+            assert node is not None  # None only for replica=True
             nodes[node.name] = node
         await asyncio.gather(*(
             client.execute_command("SCRIPT LOAD", s.source, target_nodes=node)
@@ -115,7 +121,7 @@ def run(client: Client, name: str, keys: Sequence[str], args: Sequence[Any]) -> 
         return client.evalsha(s.sha, len(keys), *keys, *args)
 
 
-async def arun(client: AsyncClient, name: str, keys: Sequence[str], args: Sequence[Any], *,
+async def arun(client: AsyncClient, name: str, keys: Sequence[Key], args: Sequence[Any], *,
                via: AutoPipeline | None = None) -> Any:
     """Run a script; `via` an auto-pipeline of `client`, to share a round trip with the
     other requests of this event-loop turn."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
@@ -37,13 +38,15 @@ def block_specs(session: Session, *, now: datetime | None = None) -> list[BlockS
             and venue_active
             and not show_day_over(block.event_date, tz, now)
         )
+        # A reserved section has rows and seats a row by its reserved_geometry CHECK, except
+        # that NULLs pass that CHECK; not narrowed here, as a check would change what fails.
         specs.append(
             BlockSpec(
                 block=BlockKeys(block.event_date, section.slug),
                 kind=BlockKind.RESERVED if reserved else BlockKind.GA,
                 capacity=section.capacity,
-                rows=section.rows if reserved else 1,
-                seats_per_row=section.seats_per_row if reserved else section.capacity,
+                rows=cast(int, section.rows) if reserved else 1,
+                seats_per_row=cast(int, section.seats_per_row) if reserved else section.capacity,
                 price_cents=block.price_cents,
                 active=on_sale,
             )

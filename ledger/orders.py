@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -9,9 +10,11 @@ from typing import Any
 
 from sqlalchemy import (
     ARRAY,
+    CursorResult,
     Integer,
     Sequence,
     String,
+    Table,
     Uuid,
     bindparam,
     cast,
@@ -71,7 +74,9 @@ def _insert_order_statement() -> Any:
     """INSERT the order (numbered from the sequence) unless its hold has one, and its lines
     from arrays, in one statement. Built once: SQLAlchemy then reuses its compiled form
     without rebuilding the statement and its cache key on every checkout."""
-    orders, order_lines = Order.__table__, OrderLine.__table__
+    # a mapped class's __table__ is typed FromClause (it may map a join); these are Tables
+    orders = typing.cast(Table, Order.__table__)
+    order_lines = typing.cast(Table, OrderLine.__table__)
     order_columns = order_values(
         order_id=uuid.UUID(int=0), hold_id=uuid.UUID(int=0), buyer=Buyer(""),
         section_id=uuid.UUID(int=0), event_date=date.min, unit_price_cents=0, quantity=0)
@@ -154,7 +159,8 @@ async def attach_intent(session: AsyncSession, order_id: uuid.UUID, intent: Inte
         .where(Order.id == order_id, Order.payment_intent_id.is_(None))
         .values(payment_intent_id=intent.id, client_secret=intent.client_secret, demo=demo)
     )
-    return bool(result.rowcount)
+    # an UPDATE's result is a CursorResult (rowcount); Session.execute is typed for any statement
+    return bool(typing.cast(CursorResult[Any], result).rowcount)
 
 
 def lock_order(session: Session, order_id: uuid.UUID) -> Order | None:
@@ -235,4 +241,5 @@ def expire_abandoned(session: Session, *, created_before: datetime) -> int:
         .values(status=OrderStatus.EXPIRED,
                 failure_reason="No payment arrived before the hold expired.")
     )
-    return result.rowcount
+    # an UPDATE's result is a CursorResult (rowcount); Session.execute is typed for any statement
+    return typing.cast(CursorResult[Any], result).rowcount

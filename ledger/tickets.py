@@ -6,9 +6,9 @@ from __future__ import annotations
 import secrets
 import uuid
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, Table, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, joinedload, selectinload
 
@@ -131,8 +131,9 @@ def issue_tickets(session: Session, orders: list[tuple[Order, list[SeatLine]]],
     # Core inserts of the tables (the ORM's bulk insert costs more per row than the rest of
     # finalisation). One statement of many rows: a pass's granted_by row comes earlier in it,
     # and PostgreSQL checks the foreign key at the statement's end.
-    session.execute(insert(Ticket.__table__), mains + passes)
-    session.execute(insert(AmphitheaterTicket.__table__), amph)
+    # a mapped class's __table__ is typed FromClause (it may map a join); these are Tables
+    session.execute(insert(cast(Table, Ticket.__table__)), mains + passes)
+    session.execute(insert(cast(Table, AmphitheaterTicket.__table__)), amph)
     return len(amph)
 
 

@@ -92,7 +92,7 @@ class BatchAcceptServer:
         return not self._closed.is_set()
 
 
-class BatchAcceptLoop(uvloop.Loop):  # type: ignore[misc]
+class BatchAcceptLoop(uvloop.Loop):
     async def create_server(self, protocol_factory: Callable[[], asyncio.BaseProtocol],
                             host: Any = None, port: Any = None, *,
                             sock: socket.socket | None = None, backlog: int = 100,

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 from amphi import logs
 from amphi.settings import Settings, SettingsError
@@ -151,7 +151,9 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
                 child.wait(10)
             except subprocess.TimeoutExpired:
                 child.kill()
-        failed = [c.args[3] for c in children if c.returncode not in (0, -signal.SIGTERM)]
+        # Popen.args is whatever was passed (typed as any command form): here a list
+        failed = [cast(list[str], c.args)[3] for c in children
+                  if c.returncode not in (0, -signal.SIGTERM)]
         if failed and not stopping:
             print(f"stopped because a process exited: {', '.join(map(str, failed))}")
             return 1
@@ -168,7 +170,7 @@ def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
     from amphi.payments import gateway
     from amphi.signing import load_signer
     from engine import scripts
-    from engine.transport.connection import sync_client
+    from engine.transport.connection import queue_client, sync_client
     from ledger.db import session_factory, sync_engine
     from services import queueing, reconcile
 
@@ -176,7 +178,7 @@ def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
     scripts.load_all(hold_redis)
     src = reconcile.sources(
         hold_redis, session_factory(sync_engine(settings.database_url)), gateway(settings),
-        Queue(queueing.DEFAULT, connection=sync_client(settings.rq_url)),
+        Queue(queueing.DEFAULT, connection=queue_client(settings.rq_url)),
         load_signer(settings.ticket_signing_key, settings.ticket_signing_key_file),
     )
     stale = (args.stale_after if args.stale_after is not None

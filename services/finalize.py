@@ -27,7 +27,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import redis
 from sqlalchemy.orm import Session, sessionmaker
 
 from amphi import errors, logs
@@ -35,7 +34,7 @@ from amphi.geometry import Geometry, SeatLine, seat_lines
 from amphi.keys import BlockKeys
 from amphi.payments import PaymentGateway
 from amphi.signing import Signer
-from engine import sales
+from engine import sales, scripts
 from ledger.models import Order, OrderStatus, SectionType
 from ledger.orders import OPEN, EventRecord, lock_order, lock_orders, record_stripe_events
 from ledger.tickets import issue_tickets
@@ -51,8 +50,8 @@ def _ignore(_: list[float]) -> None:
 
 @dataclass(frozen=True)
 class Deps:
-    redis: redis.Redis
-    sessions: sessionmaker
+    redis: scripts.Client
+    sessions: sessionmaker[Session]
     payments: PaymentGateway
     enqueue_emails: Callable[[list[uuid.UUID]], None]
     signer: Signer
@@ -106,7 +105,8 @@ def _sell_and_issue(deps: Deps, session: Session, orders: list[Order]
     if not open_orders:
         return [], {}
     found = sales.sell_each(deps.redis, [sale_request(o) for o in open_orders])
-    now, sold, issues, stopped = _now(), [], [], {}
+    now, sold, issues = _now(), [], []
+    stopped: dict[uuid.UUID, Exception] = {}
     for order, sale in zip(open_orders, found, strict=True):
         order.paid_at = order.paid_at or now
         if isinstance(sale, Exception):

@@ -17,13 +17,13 @@ import logging
 import uuid
 from collections.abc import Sequence
 
-from redis import Redis
 from rq import Queue, Retry
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from amphi import metrics
 from amphi.payments import PaymentGateway
 from amphi.signing import Signer
+from engine import scripts
 from services import finalize
 
 log = logging.getLogger(__name__)
@@ -50,8 +50,8 @@ KEEP_FAILED = 7 * 86400
 PaymentArgs = tuple[str, str | None, str | None, float | None]
 
 
-def finalize_deps(*, redis: Redis, sessions: sessionmaker, payments: PaymentGateway,
-                  queue: Queue, signer: Signer) -> finalize.Deps:
+def finalize_deps(*, redis: scripts.Client, sessions: sessionmaker[Session],
+                  payments: PaymentGateway, queue: Queue, signer: Signer) -> finalize.Deps:
     """What finalisation needs: its emails go to the email queue beside `queue`, its
     latencies to the histogram in `queue`'s Redis."""
     emails = Queue(EMAIL, connection=queue.connection)

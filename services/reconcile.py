@@ -13,19 +13,19 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
-import redis
 from rq import Queue
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from amphi import errors
 from amphi.block_spec import BlockSpec
 from amphi.geometry import Geometry
 from amphi.payments import PaymentGateway
 from amphi.signing import Signer
-from engine import drift, repair
+from engine import drift, repair, scripts
 from engine.drift import Expected, Finding, Snapshot
 from ledger.inventory import block_specs
 from ledger.models import OrderStatus
@@ -79,14 +79,14 @@ class Report:
 
 @dataclass(frozen=True)
 class Sources:
-    redis: redis.Redis
-    sessions: sessionmaker
+    redis: scripts.Client
+    sessions: sessionmaker[Session]
     payments: PaymentGateway
     finalize_deps: finalize.Deps
 
 
-def sources(redis_client: redis.Redis, sessions: sessionmaker, payments: PaymentGateway,
-            queue: Queue, signer: Signer) -> Sources:
+def sources(redis_client: scripts.Client, sessions: sessionmaker[Session],
+            payments: PaymentGateway, queue: Queue, signer: Signer) -> Sources:
     deps = queueing.finalize_deps(redis=redis_client, sessions=sessions, payments=payments,
                               queue=queue, signer=signer)
     return Sources(redis_client, sessions, payments, deps)
@@ -188,11 +188,11 @@ def fix_order(src: Sources, problem: OrderProblem) -> None:
                     extra={"order_id": problem.order_id, "status": problem.fixed_status})
 
 
-def reconcile(src: Sources, *, fix: bool, dates: set | None = None,
+def reconcile(src: Sources, *, fix: bool, dates: set[date] | None = None,
               stale_after: timedelta = timedelta(seconds=60),
               stuck_after: timedelta = timedelta(minutes=15),
               stripe_since: datetime | None = None,
-              progress: type | None = None) -> Report:
+              progress: Callable[..., Iterable[BlockSpec]] | None = None) -> Report:
     """`progress`: a tqdm-like wrapper for the block loop (the CLI passes tqdm)."""
     with src.sessions() as session:
         specs = [s for s in block_specs(session) if dates is None or s.block.event_date in dates]

@@ -74,8 +74,9 @@ def build_message(settings: Settings, order: Order,
         related.attach(image)
 
     msg = MIMEMultipart("alternative")
-    msg["Subject"] = Header(f"Your Pacific Amphitheatre tickets - {order.order_number}",
-                            "utf-8")
+    # typeshed types MIMEBase's headers as str; its compat32 policy takes a Header as well
+    msg["Subject"] = Header(  # type: ignore[assignment]
+        f"Your Pacific Amphitheatre tickets - {order.order_number}", "utf-8")
     msg["From"] = settings.email_from
     msg["To"] = order.buyer_email
     msg["Message-ID"] = make_msgid(domain="amphi.local")

@@ -91,7 +91,8 @@ class AmphiWorker(SimpleWorker):
         60 s), and redis-py 8 joins that thread at shutdown, so every stop took a minute."""
         self.pubsub = self.connection.pubsub()
         self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
-        self.pubsub_thread = self.pubsub.run_in_thread(
+        # rq's Worker sets pubsub_thread = None unannotated, so mypy takes its type as None
+        self.pubsub_thread = self.pubsub.run_in_thread(  # type: ignore[assignment]
             sleep_time=1, daemon=True, exception_handler=self._pubsub_exception_handler)
 
 

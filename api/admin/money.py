@@ -37,6 +37,8 @@ def to_cents(text: str) -> int:
 class DollarsField(DecimalField):
     """Shows a cents column in dollars and hands the form's data back in cents."""
 
+    data: Decimal | int | None  # dollars when shown, cents once a post is valid
+
     def process_data(self, value: Any) -> None:
         self.data = None if value is None else Decimal(int(value)) / 100
 

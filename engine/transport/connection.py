@@ -14,7 +14,7 @@ or ``/0`` is refused.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import hiredis
@@ -34,13 +34,14 @@ def async_client(url: str, *, max_connections: int, timeout: float = POOL_TIMEOU
     seconds. `options` go to every connection (socket_connect_timeout, ...)."""
     if is_cluster_url(url):
         plain, nodes = cluster_nodes(url)
-        return WaitingRedisCluster.from_url(
+        # from_url builds `cls(...)` but is annotated as returning a plain RedisCluster
+        return cast(WaitingRedisCluster, WaitingRedisCluster.from_url(
             plain,
             startup_nodes=[AsyncClusterNode(host, port) for host, port in nodes[1:]],
             max_connections=max_connections,
             wait_timeout=timeout,
             **options,
-        )
+        ))
     if urlsplit(url).scheme == "redis":  # TLS and unix sockets keep their own classes
         options.setdefault("connection_class", HiredisPackingConnection)
     pool = aredis.BlockingConnectionPool.from_url(
@@ -69,7 +70,10 @@ def sync_client(url: str, **options: Any) -> redis.Redis | redis.RedisCluster:
     if is_cluster_url(url):
         plain, nodes = cluster_nodes(url)
         return redis.RedisCluster.from_url(
-            plain, startup_nodes=[ClusterNode(host, port) for host, port in nodes[1:]],
+            plain,
+            # redis-py leaves the synchronous ClusterNode's __init__ unannotated
+            startup_nodes=[ClusterNode(host, port)  # type: ignore[no-untyped-call]
+                           for host, port in nodes[1:]],
             **options,
         )
     return redis.Redis.from_url(url, **options)

@@ -20,23 +20,28 @@ The client also reads the cluster's slot map before its first command (see `admi
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TypeVar
 
 from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 _admitted: ContextVar[bool] = ContextVar("amphi_cluster_admitted", default=False)
 
+_T = TypeVar("_T")
+
 
 class WaitingRedisCluster(RedisCluster):
     def __init__(self, *args: Any, max_connections: int = 100, wait_timeout: float = 5.0,
                  **kwargs: Any) -> None:
-        super().__init__(*args, max_connections=max_connections, **kwargs)
+        # passed in kwargs: as a keyword beside *args, mypy suspects *args may fill it too
+        kwargs["max_connections"] = max_connections
+        super().__init__(*args, **kwargs)
         self.admission = asyncio.Semaphore(max_connections)
         self.wait_timeout = wait_timeout
 
-    async def admitted(self, call: Any) -> Any:
+    async def admitted(self, call: Callable[[], Awaitable[_T]]) -> _T:
         """Run `call()` (a coroutine function) once admitted."""
         if _admitted.get():
             return await call()
@@ -63,14 +68,16 @@ class WaitingRedisCluster(RedisCluster):
             self.admission.release()
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
-        parent = super()
-        return await self.admitted(lambda: parent.execute_command(*args, **kwargs))
+        command = super().execute_command  # bound here: super() needs the method's frame
+        return await self.admitted(lambda: command(*args, **kwargs))
 
     def pipeline(self, transaction: Any | None = None,
                  shard_hint: Any | None = None) -> ClusterPipeline:
         if shard_hint:
             return super().pipeline(transaction, shard_hint)  # refuses it
-        return WaitingClusterPipeline(self, transaction)
+        # redis-py's CommandsProtocol declares _event_dispatcher, which its ClusterPipeline
+        # never defines: mypy thinks every ClusterPipeline abstract
+        return WaitingClusterPipeline(self, transaction)  # type: ignore[abstract]
 
 
 class WaitingClusterPipeline(ClusterPipeline):
@@ -78,7 +85,7 @@ class WaitingClusterPipeline(ClusterPipeline):
 
     async def execute(self, raise_on_error: bool = True,
                       allow_redirections: bool = True) -> list[Any]:
-        parent = super()
+        execute = super().execute  # bound here: super() needs the method's frame
         return await self.cluster_client.admitted(
-            lambda: parent.execute(raise_on_error, allow_redirections)
+            lambda: execute(raise_on_error, allow_redirections)
         )
