@@ -172,6 +172,7 @@ def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
     from engine import scripts
     from engine.transport.connection import queue_client, sync_client
     from ledger.db import session_factory, sync_engine
+    from runtime.reconcile_report import format_report
     from services import queueing, reconcile
 
     hold_redis = sync_client(settings.redis_url)
@@ -189,7 +190,7 @@ def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
         stale_after=timedelta(seconds=stale), stuck_after=timedelta(minutes=args.stuck_after),
         progress=lambda items, **kw: tqdm(items, file=sys.stderr, **kw),
     )
-    print(reconcile.format_report(report, fixed=args.fix))
+    print(format_report(report, fixed=args.fix))
     return 1 if report.drift_left else 0
 
 
