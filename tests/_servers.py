@@ -4,6 +4,7 @@ storage."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import pytest
 
+from amphi.settings import Settings
 from runtime.devservices import redis_server_binary, stop_process
 
 REPO = Path(__file__).resolve().parent.parent
@@ -95,3 +97,34 @@ def private_redis(workdir: Path, *, port: int | None = None) -> Iterator[int]:
     with child_server(argv, env={}, log_path=workdir / "redis.log", name="redis-server",
                       answers=lambda: _redis_answers(port)):
         yield port
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment variables an amphi process (the API, a worker, the CLI) reads
+    `settings` from."""
+    return {
+        "APP_ENV": settings.app_env,
+        "REDIS_URL": settings.redis_url,
+        "RQ_REDIS_URL": settings.rq_redis_url,
+        "DATABASE_URL": settings.database_url,
+        "JWT_SECRET": settings.jwt_secret,
+        "HOLD_TTL_SECONDS": str(settings.hold_ttl_seconds),
+        "STRIPE_SECRET_KEY": settings.stripe_secret_key,
+        "STRIPE_WEBHOOK_SECRET": settings.stripe_webhook_secret,
+        "STRIPE_API_BASE": settings.stripe_api_base,
+        "SMTP_URL": settings.smtp_url,
+        "OUTBOX_DIR": settings.outbox_dir,
+        "LOG_LEVEL": "WARNING",
+        "LOG_FORMAT": "text",
+        # the app and the workers sign QR payloads with the same key
+        **({"TICKET_SIGNING_KEY": settings.ticket_signing_key}
+           if getattr(settings, "ticket_signing_key", "") else {}),
+        **({"TICKET_SIGNING_KEY_FILE": str(Path(settings.ticket_signing_key_file).resolve())}
+           if getattr(settings, "ticket_signing_key_file", "") else {}),
+    }
+
+
+def amphi_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """This process's environment, with `settings` and `extra` over it: for a child amphi
+    process."""
+    return {**os.environ, **settings_env(settings), **extra}

@@ -1,11 +1,14 @@
 """A suite's own storage: the suites that run servers or workers of their own (payments,
 scan, ops) override the session's `services` with their own Redis db and database, and
-build their ledger engine and flushed Redis the same way."""
+build their ledger engine and flushed Redis the same way. (Each suite keeps its own
+session fixtures: pytest caches a session fixture once per definition, so one defined here
+would be shared by suites whose `settings` differ.) And a snapshot of a test Redis."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import redis
 from sqlalchemy import Engine
@@ -40,3 +43,21 @@ def flushed_redis(url: str) -> Iterator[redis.Redis]:
     scripts.load_all(client)
     yield client
     client.close()
+
+
+def redis_snapshot(client: redis.Redis) -> dict[bytes, Any]:
+    """Every key of the test database with its value, to prove a request changed nothing."""
+    snap: dict[bytes, Any] = {}
+    for key in client.scan_iter(count=1000):
+        kind = client.type(key)
+        if kind == b"string":
+            snap[key] = client.get(key)
+        elif kind == b"hash":
+            snap[key] = client.hgetall(key)
+        elif kind == b"zset":
+            snap[key] = client.zrange(key, 0, -1, withscores=True)
+        elif kind == b"set":
+            snap[key] = client.smembers(key)
+        else:
+            snap[key] = kind
+    return snap

@@ -9,6 +9,7 @@ import redis
 from sqlalchemy import Engine
 
 from amphi.settings import DEV_ADMIN_PASSWORD, Settings, SettingsError
+from tests._storage import redis_snapshot
 from tests.admin._support import (
     LIST_PAGES,
     ORIGIN,
@@ -19,7 +20,7 @@ from tests.admin._support import (
     login,
     record_sale,
 )
-from tests.api._support import BASE, DAY, VenueFixture, data, hold_body, redis_snapshot
+from tests.api._support import BASE, DAY, VenueFixture, data, hold_body
 
 
 def _to_login(resp: httpx.Response) -> None:

@@ -139,21 +139,3 @@ async def counters(client: httpx.AsyncClient, venue_id: str) -> dict[tuple[str, 
         for name, row in (await sections(client, venue_id, day)).items():
             out[day, name] = (row["available_seats"], row["held_seats"], row["sold_seats"])
     return out
-
-
-def redis_snapshot(client: redis.Redis) -> dict[bytes, Any]:
-    """Every key of the test database with its value, to prove a request changed nothing."""
-    snap: dict[bytes, Any] = {}
-    for key in client.scan_iter(count=1000):
-        kind = client.type(key)
-        if kind == b"string":
-            snap[key] = client.get(key)
-        elif kind == b"hash":
-            snap[key] = client.hgetall(key)
-        elif kind == b"zset":
-            snap[key] = client.zrange(key, 0, -1, withscores=True)
-        elif kind == b"set":
-            snap[key] = client.smembers(key)
-        else:
-            snap[key] = kind
-    return snap

@@ -23,6 +23,7 @@ from sqlalchemy import Engine
 from amphi.settings import Settings
 from engine import scripts
 from engine.transport.connection import sync_client
+from tests._storage import redis_snapshot
 from tests.api._support import (
     BASE,
     DAY,
@@ -34,7 +35,6 @@ from tests.api._support import (
     data,
     hold_body,
     insert_event_date,
-    redis_snapshot,
     running_api,
     sections,
 )

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import ssl
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -26,7 +25,7 @@ from amphi.settings import Settings
 from engine import scripts
 from engine.blocks import load_block, seat_map
 from engine.transport.connection import sync_client
-from tests._servers import uvicorn_server
+from tests._servers import amphi_env, uvicorn_server
 from tests.api._support import (
     BASE,
     DAY,
@@ -66,21 +65,9 @@ def server(
     venue: VenueFixture, settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """uvicorn serving the venue; yields its base URL."""
-    env = {
-        **os.environ,
-        "APP_ENV": "test",
-        "REDIS_URL": settings.redis_url,
-        "RQ_REDIS_URL": settings.rq_redis_url,
-        "DATABASE_URL": settings.database_url,
-        "JWT_SECRET": settings.jwt_secret,
-        "HOLD_TTL_SECONDS": "600",
-        "HOLD_MAX_QUANTITY": "8",
-        "HOLD_MAX_ACTIVE_PER_OWNER": "4",
-        "HOLD_RATE_LIMIT_PER_MINUTE": "0",
-        "SECTIONS_CACHE_SECONDS": "0",  # these tests read counters right after writes
-        "LOG_LEVEL": "WARNING",
-        "LOG_FORMAT": "text",
-    }
+    env = amphi_env(settings, HOLD_TTL_SECONDS="600", HOLD_MAX_QUANTITY="8",
+                    HOLD_MAX_ACTIVE_PER_OWNER="4", HOLD_RATE_LIMIT_PER_MINUTE="0",
+                    SECTIONS_CACHE_SECONDS="0")  # these tests read counters right after writes
     with uvicorn_server("api.app:app_from_env", env=env,
                         log_dir=tmp_path_factory.mktemp("uvicorn")) as url:
         yield url

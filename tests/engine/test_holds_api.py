@@ -17,6 +17,7 @@ from engine import blocks, scripts
 from engine.codecs import block_keys
 from engine.hold_ids import IDEMPOTENCY_WINDOW_S, new_hold_id
 from engine.hold_types import TOMBSTONE_MS, Hold
+from tests._storage import redis_snapshot
 from tests.engine._support import (
     DAY,
     PRICE,
@@ -36,24 +37,6 @@ from tests.engine._support import (
     seat_string,
     write_seat_map,
 )
-
-
-def snapshot(client: redis.Redis) -> dict[bytes, object]:
-    """Every key of the test database with its value (strings, hashes, zsets)."""
-    out: dict[bytes, object] = {}
-    for key in client.scan_iter(count=1000):
-        kind = client.type(key)
-        if kind == b"string":
-            out[key] = client.get(key)
-        elif kind == b"hash":
-            out[key] = client.hgetall(key)
-        elif kind == b"zset":
-            out[key] = client.zrange(key, 0, -1, withscores=True)
-        elif kind == b"set":
-            out[key] = client.smembers(key)
-        else:
-            out[key] = kind
-    return out
 
 
 # -- create / get ----------------------------------------------------------------------------
@@ -326,12 +309,12 @@ async def test_bad_quantity_writes_nothing(redis_client: redis.Redis,
                                            aredis_client: aredis.Redis, qty: int) -> None:
     engine = make_engine(aredis_client)
     block = load_reserved(redis_client, 2, 10)
-    before = snapshot(redis_client)
+    before = redis_snapshot(redis_client)
     with pytest.raises(errors.InvalidRequest):
         await engine.create(block, qty, owner="u1", client="u1", idempotency_key="k")
     with pytest.raises(errors.InvalidRequest):
         await engine.check(block, qty)
-    assert snapshot(redis_client) == before
+    assert redis_snapshot(redis_client) == before
 
 
 async def test_check_writes_nothing(redis_client: redis.Redis,
@@ -339,12 +322,12 @@ async def test_check_writes_nothing(redis_client: redis.Redis,
     engine = make_engine(aredis_client)
     block = load_reserved(redis_client, 2, 10)
     await engine.create(block, 2, owner="u1", client="u1")
-    before = snapshot(redis_client)
+    before = redis_snapshot(redis_client)
     offer = await engine.check(block, 4)
     # front row "0000HH0000": both free runs fit exactly, equally off-centre: leftmost
     assert offer.seats == [0, 1, 2, 3]
     assert offer.expires_ms == 0
-    assert snapshot(redis_client) == before
+    assert redis_snapshot(redis_client) == before
 
 
 async def test_inactive_and_unknown_blocks_are_not_on_sale(redis_client: redis.Redis,

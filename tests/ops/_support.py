@@ -3,7 +3,6 @@ environment, a purchase over HTTP, and reading the reconcile table."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ import redis
 from sqlalchemy import Engine
 
 from amphi.settings import Settings
+from tests._servers import amphi_env
 from tests.engine._support import assert_block_ok
 from tests.payments._support import (
     REPO,
@@ -24,7 +24,6 @@ from tests.payments._support import (
     checkout,
     confirm,
     make_hold,
-    worker_env,
 )
 
 AMPHI = str(Path(sys.executable).with_name("amphi"))
@@ -32,11 +31,6 @@ BLOCKS = 24  # the test venue: 3 days x 8 sections
 FIXED = "drift found and fixed; no oversold seat"
 CLEAN = f"no drift in {BLOCKS} blocks; no oversold seat"
 NOT_FIXED = "DRIFT; no oversold seat (run with --fix)"
-
-
-def amphi_env(settings: Settings, **extra: str) -> dict[str, str]:
-    """The environment an `amphi` process reads `settings` from."""
-    return {**os.environ, **worker_env(settings), **extra}
 
 
 @dataclass(frozen=True)

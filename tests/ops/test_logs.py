@@ -14,9 +14,8 @@ import pytest
 from sqlalchemy import Engine
 
 from amphi.settings import Settings
-from tests._servers import uvicorn_server
+from tests._servers import amphi_env, uvicorn_server
 from tests.api._support import VenueFixture, hold_body
-from tests.ops._support import amphi_env
 from tests.payments._support import CHECKOUT, CONFIRM, CREATE_HOLD, bearer, checkout_body, rows
 from tests.scan._support import JUNE_19, SCAN, la, staff
 

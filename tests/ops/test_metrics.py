@@ -21,9 +21,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine
 
 from amphi.settings import Settings
-from tests._servers import child_server, free_port
+from tests._servers import amphi_env, child_server, free_port
 from tests.api._support import DAY, VenueFixture, assert_error, data, hold_body
-from tests.ops._support import AMPHI, amphi_env, buy
+from tests.ops._support import AMPHI, buy
 from tests.payments._support import CREATE_HOLD, bearer, make_hold, rows
 from tests.scan._support import JUNE_19, SCAN, Clock, la, scan_api, staff
 

@@ -21,7 +21,8 @@ from amphi.signing import load_signer
 from engine import sales
 from ledger.db import session_factory
 from services import finalize
-from tests.api._support import EVENT_DAYS, VenueFixture, assert_error, redis_snapshot
+from tests._storage import redis_snapshot
+from tests.api._support import EVENT_DAYS, VenueFixture, assert_error
 from tests.engine._support import assert_block_ok, redis_now_ms
 from tests.ops._support import (
     BLOCKS,

@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from amphi.settings import Settings
-from tests._servers import child_server, free_port
-from tests.ops._support import AMPHI, amphi_env
+from tests._servers import amphi_env, child_server, free_port
+from tests.ops._support import AMPHI
 
 WORKERS = 2
 # The API's start-up reads the ledger: migrated, even when this module runs alone.

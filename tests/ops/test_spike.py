@@ -16,9 +16,8 @@ from sqlalchemy import Engine
 
 from amphi.settings import Settings
 from loadtests import spike
-from tests._servers import REPO, uvicorn_server
+from tests._servers import REPO, amphi_env, uvicorn_server
 from tests.api._support import EVENT_DAYS, VenueFixture
-from tests.ops._support import amphi_env
 from tests.payments._support import SECTION, block_of, block_state, rows
 
 pytestmark = pytest.mark.slow  # a ~10 s Locust run and two reconcile processes

@@ -39,7 +39,7 @@ from sqlalchemy import Connection, Engine, text
 from amphi.settings import Settings
 from runtime.devservices import redis_server_binary
 from services import queueing
-from tests._servers import free_port
+from tests._servers import amphi_env, free_port
 from tests.api._support import data
 from tests.payments._support import (
     REPO,
@@ -58,7 +58,6 @@ from tests.payments._support import (
     seat_indices,
     stripe_event,
     stripe_event_count,
-    worker_env,
 )
 
 PG_BIN = Path(os.environ.get("AMPHI_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -271,7 +270,7 @@ class WorkerPool:
                 "--processes", str(self.processes)]
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(argv, cwd=REPO,
-                                         env={**os.environ, **worker_env(self.settings)},
+                                         env=amphi_env(self.settings),
                                          stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL)
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ from amphi.keys import BlockKeys
 from amphi.settings import Settings
 from api.auth import mint_token
 from ledger import venue_seed
+from tests._servers import amphi_env
 from tests.api._support import BASE, DAY, data, hold_body
 
 REPO = Path(__file__).resolve().parents[2]
@@ -273,30 +273,6 @@ def open_png(raw: bytes) -> Image.Image:
 
 
 # -- the RQ worker ------------------------------------------------------------------------------
-def worker_env(settings: Settings) -> dict[str, str]:
-    """The environment a worker process reads its Settings from."""
-    return {
-        "APP_ENV": settings.app_env,
-        "REDIS_URL": settings.redis_url,
-        "RQ_REDIS_URL": settings.rq_redis_url,
-        "DATABASE_URL": settings.database_url,
-        "JWT_SECRET": settings.jwt_secret,
-        "HOLD_TTL_SECONDS": str(settings.hold_ttl_seconds),
-        "STRIPE_SECRET_KEY": settings.stripe_secret_key,
-        "STRIPE_WEBHOOK_SECRET": settings.stripe_webhook_secret,
-        "STRIPE_API_BASE": settings.stripe_api_base,
-        "SMTP_URL": settings.smtp_url,
-        "OUTBOX_DIR": settings.outbox_dir,
-        "LOG_LEVEL": "WARNING",
-        "LOG_FORMAT": "text",
-        # the app and the workers sign QR payloads with the same key
-        **({"TICKET_SIGNING_KEY": settings.ticket_signing_key}
-           if getattr(settings, "ticket_signing_key", "") else {}),
-        **({"TICKET_SIGNING_KEY_FILE": str(Path(settings.ticket_signing_key_file).resolve())}
-           if getattr(settings, "ticket_signing_key_file", "") else {}),
-    }
-
-
 def worker_command() -> list[str]:
     return [str(Path(sys.executable).with_name("amphi")), "worker", "--burst"]
 
@@ -305,7 +281,7 @@ def start_worker_process(settings: Settings, log_path: Path) -> subprocess.Popen
     """A real `amphi worker --burst` (forks a work horse per job, exits when idle)."""
     with log_path.open("ab") as log:
         return subprocess.Popen(worker_command(), cwd=REPO,
-                                env={**os.environ, **worker_env(settings)},
+                                env=amphi_env(settings),
                                 stdout=log, stderr=subprocess.STDOUT)
 
 

@@ -30,7 +30,7 @@ from sqlalchemy import Engine, text
 from amphi.settings import Settings
 from runtime import devservices
 from services import queueing
-from tests._servers import child_server, free_port, redis_db_url
+from tests._servers import child_server, free_port, redis_db_url, settings_env
 from tests._storage import flushed_redis, migrated_ledger, own_services
 from tests.api._support import VenueFixture, build_venue, running_api
 from tests.payments._support import (
@@ -38,7 +38,6 @@ from tests.payments._support import (
     SECRET_KEY,
     WEBHOOK_SECRET,
     assert_no_failed_jobs,
-    worker_env,
 )
 from workers import context
 from workers.queues import AmphiWorker
@@ -192,7 +191,7 @@ class InProcessWorker:
 
     def use(self, settings: Settings) -> None:
         """Point the worker context at `settings` (as a worker started with its env)."""
-        for name, value in worker_env(settings).items():
+        for name, value in settings_env(settings).items():
             self.monkeypatch.setenv(name, value)
         reset_worker_context()
 

@@ -17,7 +17,8 @@ from rq import Queue
 from sqlalchemy import Engine
 
 from amphi.settings import Settings
-from tests.api._support import BASE, assert_error, data, redis_snapshot
+from tests._storage import redis_snapshot
+from tests.api._support import BASE, assert_error, data
 from tests.payments._support import (
     CHECKOUT,
     CONFIRM,

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
-import os
 import ssl
 import threading
 import time
@@ -30,7 +29,7 @@ from amphi.settings import Settings
 from amphi.signing import Signer, ticket_claims
 from ledger.models import Scan, Ticket
 from ledger.scans import earlier_admission, scan_ticket
-from tests._servers import uvicorn_server
+from tests._servers import amphi_env, uvicorn_server
 from tests.scan._support import (
     JUNE_19,
     JUNE_20,
@@ -432,18 +431,7 @@ def live_server(sold: Sold, settings: Settings,
                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """uvicorn (`tests.scan._live_app`, configured by the environment, its gate clock at
     June 19 2027 6 PM in Los Angeles); yields its base URL."""
-    env = {
-        **os.environ,
-        "APP_ENV": "test",
-        "REDIS_URL": settings.redis_url,
-        "RQ_REDIS_URL": settings.rq_redis_url,
-        "DATABASE_URL": settings.database_url,
-        "JWT_SECRET": settings.jwt_secret,
-        "TICKET_SIGNING_KEY": settings.ticket_signing_key,
-        "LOG_LEVEL": "WARNING",
-        "LOG_FORMAT": "text",
-        "SCAN_TEST_NOW": la(JUNE_19, 18).isoformat(),
-    }
+    env = amphi_env(settings, SCAN_TEST_NOW=la(JUNE_19, 18).isoformat())
     with uvicorn_server("tests.scan._live_app:app_from_env", env=env,
                         log_dir=tmp_path_factory.mktemp("uvicorn-scan")) as url:
         yield url
