@@ -26,6 +26,11 @@ class ValidationFailed(DomainError):
     message = "A field has an invalid value."
 
 
+class UnsupportedMediaType(DomainError):
+    code = "unsupported_media_type"
+    message = "This endpoint takes a JSON body: send it with Content-Type: application/json."
+
+
 class PayloadTooLarge(DomainError):
     code = "payload_too_large"
     message = "The request body is too large."

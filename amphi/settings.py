@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -10,6 +11,9 @@ from amphi.redis_urls import cluster_nodes, is_cluster_url
 
 DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-before-production"
 DEV_ADMIN_PASSWORD = "admin"
+
+
+_ORIGIN = re.compile(r"\*|https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 
 
 class SettingsError(ValueError):
@@ -75,6 +79,9 @@ class Settings:
     scan_reentry_gates: tuple[str, ...] = ()  # gates where a second admission is allowed
     admin_username: str = "admin"  # the box office admin at /admin
     admin_password: str = DEV_ADMIN_PASSWORD
+    admin_login_max_failures: int = 5  # failed admin logins a client may make in a window
+    admin_login_window_seconds: int = 900  # ... and how long it is then locked out
+    cors_allowed_origins: tuple[str, ...] = ()  # browser origins that may call the API
 
     @property
     def rq_url(self) -> str:
@@ -139,12 +146,23 @@ class Settings:
             ),
             "admin_username": env.get("ADMIN_USERNAME") or d.admin_username,
             "admin_password": env.get("ADMIN_PASSWORD") or d.admin_password,
+            "admin_login_max_failures": _int(env, "ADMIN_LOGIN_MAX_FAILURES",
+                                             d.admin_login_max_failures, minimum=1),
+            "admin_login_window_seconds": _int(env, "ADMIN_LOGIN_WINDOW_SECONDS",
+                                               d.admin_login_window_seconds, minimum=1),
+            "cors_allowed_origins": tuple(
+                o.strip().rstrip("/") for o in env.get("CORS_ALLOWED_ORIGINS", "").split(",")
+                if o.strip()),
         }
         settings = cls(**values)
         settings.validate()
         return settings
 
     def validate(self) -> None:
+        for origin in self.cors_allowed_origins:
+            if not _ORIGIN.fullmatch(origin):
+                raise SettingsError(f"CORS_ALLOWED_ORIGINS: {origin!r} is not an origin "
+                                    "(scheme://host[:port], no path), nor '*'")
         if self.app_env not in ("development", "test", "production"):
             raise SettingsError("APP_ENV must be development, test or production")
         if self.app_env == "production" and (

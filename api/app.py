@@ -24,6 +24,7 @@ from api import admin, holds, ops, payments, scan, tickets, venues
 from api.errors import HANDLERS
 from api.forwarded import ForwardedHeaders, TrustedProxies
 from api.middleware import RequestContext
+from api.security import SecurityHeaders, cors
 from api.state import Amphi
 from engine import scripts
 from engine.holds import HoldEngine
@@ -109,6 +110,8 @@ def create_app(settings: Settings | None = None, *,
         middleware=[
             Middleware(ForwardedHeaders, trusted=TrustedProxies(settings.forwarded_allow_ips)),
             Middleware(RequestContext),
+            Middleware(SecurityHeaders, hsts=settings.app_env == "production"),
+            *cors(settings),
         ],
         exception_handlers=HANDLERS,
         lifespan=lifespan,

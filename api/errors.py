@@ -31,6 +31,7 @@ STATUS: dict[type[errors.DomainError], int] = {
     errors.EventDatePast: 410,
     errors.HoldNotActive: 410,
     errors.PayloadTooLarge: 413,
+    errors.UnsupportedMediaType: 415,
     errors.ValidationFailed: 422,
     errors.IdempotencyMismatch: 422,
     errors.RateLimited: 429,

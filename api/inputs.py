@@ -18,6 +18,12 @@ _SMALL_INT = re.compile(r"[0-9]{1,6}")
 
 
 async def json_body(request: Request, *, limit: int | None = None) -> dict[str, Any]:
+    """The request's JSON object. Only with Content-Type application/json: a browser sends a
+    text/plain or form body cross-site without asking (no CORS preflight), and a JSON
+    endpoint that took one could be driven by any web page its visitors open."""
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json":
+        raise errors.UnsupportedMediaType()
     limit = limit or amphi(request).settings.max_body_bytes
     declared = request.headers.get("content-length")
     if declared is not None and (not _SMALL_INT.fullmatch(declared) or int(declared) > limit):

@@ -41,7 +41,7 @@ def mount(app: Starlette, settings: Settings) -> Admin:
         base_url=BASE_URL,
         title="Pacific Amphitheatre box office",
         templates_dir=str(TEMPLATES),
-        authentication_backend=AdminAuth(settings, path=BASE_URL),
+        authentication_backend=AdminAuth(settings, app, path=BASE_URL),
         middlewares=[Middleware(SameOrigin)],
     )
     for view in [*MODEL_VIEWS, SeatHoldsView]:

@@ -3,6 +3,8 @@ session, and no write is accepted from another site."""
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 import redis
@@ -20,7 +22,7 @@ from tests.admin._support import (
     login,
     record_sale,
 )
-from tests.api._support import BASE, DAY, VenueFixture, data, hold_body
+from tests.api._support import BASE, DAY, VenueFixture, data, hold_body, running_api
 
 
 def _to_login(resp: httpx.Response) -> None:
@@ -148,3 +150,33 @@ def test_production_refuses_the_default_admin_password() -> None:
     # Development keeps the admin/admin default.
     dev = Settings.from_env({})
     assert (dev.admin_username, dev.admin_password) == ("admin", DEV_ADMIN_PASSWORD)
+
+
+async def test_repeated_failures_lock_the_client_out(venue: VenueFixture,
+                                                     admin_settings: Settings) -> None:
+    settings = admin_settings.replace(admin_login_max_failures=3, admin_login_window_seconds=2)
+    async with running_api(settings, ("203.0.113.7", 40000)) as guesser, \
+            running_api(settings, ("198.51.100.2", 40000)) as box_office:
+        for _ in range(3):
+            assert (await login(guesser, USERNAME, "guess")).status_code == 400
+        locked = await login(guesser, USERNAME, PASSWORD)  # the right password, too late
+        assert locked.status_code == 429, locked.text
+        assert 1 <= int(locked.headers["retry-after"]) <= 2
+        assert "admin" not in locked.cookies.get("amphi_admin", "")
+        _to_login(await guesser.get("/admin/"))
+        # another client is not locked out by this one's guesses
+        assert (await login(box_office, USERNAME, PASSWORD)).status_code == 302
+        await asyncio.sleep(2.2)  # the window ends
+        assert (await login(guesser, USERNAME, PASSWORD)).status_code == 302
+
+
+async def test_a_successful_login_forgets_the_failures(venue: VenueFixture,
+                                                       admin_settings: Settings) -> None:
+    settings = admin_settings.replace(admin_login_max_failures=3)
+    async with running_api(settings) as client:
+        for _ in range(2):
+            assert (await login(client, USERNAME, "typo")).status_code == 400
+        assert (await login(client, USERNAME, PASSWORD)).status_code == 302
+        for _ in range(2):
+            assert (await login(client, USERNAME, "typo")).status_code == 400
+        assert (await login(client, USERNAME, PASSWORD)).status_code == 302

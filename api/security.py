@@ -1,0 +1,66 @@
+"""What every response says to the browser that renders it: security headers (a pure ASGI
+middleware, cheap on the hot path), and the cross-origin policy (Starlette's CORS
+middleware, only when CORS_ALLOWED_ORIGINS names the frontend's origins)."""
+
+from __future__ import annotations
+
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from amphi.settings import Settings
+
+# The API answers JSON: nothing in it may load, run or be framed. The admin's HTML pages
+# load their own scripts and styles, so they only refuse to be framed.
+_COMMON = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+]
+_API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+_HTML_CSP = (b"content-security-policy", b"frame-ancestors 'none'")
+_HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
+
+# What a browser frontend on another origin may send and read (the public API's headers).
+CORS_REQUEST_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key", "X-Request-Id"]
+CORS_RESPONSE_HEADERS = ["X-Request-Id", "Retry-After", "ETag"]
+
+
+class SecurityHeaders:
+    """Adds the headers above to every HTTP response that does not set them itself;
+    HSTS too when the service is served over HTTPS (`hsts`, production)."""
+
+    def __init__(self, app: ASGIApp, *, hsts: bool) -> None:
+        self.app = app
+        self.extra = [*_COMMON, _HSTS] if hsts else list(_COMMON)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = message.setdefault("headers", [])
+                present = {name.lower() for name, _ in headers}
+                html = any(name.lower() == b"content-type" and value.startswith(b"text/html")
+                           for name, value in headers)
+                for name, value in (*self.extra, _HTML_CSP if html else _API_CSP):
+                    if name not in present:
+                        headers.append((name, value))
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def cors(settings: Settings) -> list[Middleware]:
+    """The CORS middleware for the configured origins; none (no cross-origin access, and
+    preflights refused) when CORS_ALLOWED_ORIGINS is empty, the default. Bearer tokens, not
+    cookies, authenticate fans, so credentials are never allowed cross-origin."""
+    if not settings.cors_allowed_origins:
+        return []
+    return [Middleware(CORSMiddleware, allow_origins=list(settings.cors_allowed_origins),
+                       allow_methods=["GET", "POST"], allow_headers=CORS_REQUEST_HEADERS,
+                       expose_headers=CORS_RESPONSE_HEADERS, allow_credentials=False,
+                       max_age=600)]
