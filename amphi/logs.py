@@ -10,7 +10,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any
@@ -182,14 +182,48 @@ class JsonHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().emit(record)
 
 
+class RepeatLimit(logging.Filter):
+    """Lets one of a run of identical warnings or errors through per `window` seconds (the
+    same logger, message and exception type); the next one that passes carries `repeated`,
+    how many were held back. An error repeated by every request of an outage is then a
+    few lines, not thousands. INFO and below always pass."""
+
+    MAX_KEYS = 1024
+
+    def __init__(self, window: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.window, self.clock = window, clock
+        self._seen: dict[tuple[str, object, str], list[float]] = {}  # key -> [since, held]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        exc_type = record.exc_info[0] if record.exc_info else None
+        key = (record.name, record.msg, exc_type.__name__ if exc_type else "")
+        now = self.clock()
+        seen = self._seen.get(key)
+        if seen is not None and now - seen[0] < self.window:
+            seen[1] += 1
+            return False
+        if seen is not None and seen[1]:
+            record.repeated = int(seen[1])
+        if len(self._seen) >= self.MAX_KEYS:
+            self._seen.clear()
+        self._seen[key] = [now, 0]
+        return True
+
+
 def _reaches_only(logger: logging.Logger, handler: logging.Handler) -> bool:
-    """Whether `logger`'s records go to `handler` alone, unfiltered."""
+    """Whether `logger`'s INFO records go to `handler` alone, unfiltered (a RepeatLimit
+    passes every INFO record)."""
     node: logging.Logger | None = logger
     while node is not None:
         if node.filters:
             return False
         if node.parent is None:  # the root
-            return node.handlers == [handler] and not handler.filters
+            return node.handlers == [handler] and all(
+                isinstance(f, RepeatLimit) for f in handler.filters)
         if node.handlers or not node.propagate:
             return False
         node = node.parent
@@ -230,6 +264,7 @@ def configure(level: str = "INFO", fmt: str = "json") -> None:
     else:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(TextFormatter())
+    handler.addFilter(RepeatLimit())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

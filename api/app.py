@@ -11,12 +11,16 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
+import anyio.to_thread
 from rq import Queue
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from amphi import logs, metrics
 from amphi.coalesce import Coalescer
+from amphi.outages import Outage
 from amphi.payments import gateway
 from amphi.settings import Settings
 from amphi.signing import load_signer
@@ -25,7 +29,7 @@ from api.errors import HANDLERS
 from api.forwarded import ForwardedHeaders, TrustedProxies
 from api.middleware import RequestContext
 from api.security import SecurityHeaders, cors
-from api.state import Amphi
+from api.state import Amphi, Outages
 from engine import scripts
 from engine.holds import HoldEngine
 from engine.transport.connection import async_client, queue_client, sync_client
@@ -45,6 +49,11 @@ async def _refresh_catalog(services: Amphi, every: int) -> None:
                 services.catalog = await load_catalog(session)
         except Exception:
             log.exception("catalog refresh failed; serving the previous catalogue")
+
+
+async def _select_one(db: AsyncEngine) -> None:
+    async with db.connect() as conn:
+        await conn.execute(text("SELECT 1"))
 
 
 def _tune_gc() -> None:
@@ -159,6 +168,12 @@ async def _services(app: Starlette, settings: Settings,
         payments_queue, confirms = _purchase_batchers(queue, deps)
         stack.push_async_callback(confirms.aclose)
         stack.push_async_callback(payments_queue.aclose)
+        outages = Outages(
+            redis=Outage("redis", redis.ping),
+            database=Outage("database", lambda: _select_one(db)),
+            queue=Outage("job queue", lambda: anyio.to_thread.run_sync(queue.connection.ping)))
+        for outage in (outages.redis, outages.database, outages.queue):
+            stack.push_async_callback(outage.aclose)
         services: Amphi | None = None
 
         def current_catalog() -> Catalog:
@@ -178,7 +193,9 @@ async def _services(app: Starlette, settings: Settings,
                 stripe_slots=asyncio.Semaphore(settings.stripe_max_concurrency),
                 payments_queue=payments_queue, confirms=confirms,
                 enqueue_fail=lambda order_id, event_id, event_type, reason:
-                    queueing.enqueue_fail(queue, order_id, event_id, event_type, reason)),
+                    queueing.enqueue_fail(queue, order_id, event_id, event_type, reason),
+                queue_outage=outages.queue),
+            outages=outages,
         )
         yield services
 

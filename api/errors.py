@@ -8,12 +8,13 @@ from collections.abc import Mapping
 from redis import exceptions as redis_errors
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.types import ExceptionHandler
 
 from amphi import errors, metrics
 from api.shapes import FastJSONResponse
+from api.state import amphi
 
 log = logging.getLogger(__name__)
 
@@ -84,19 +85,27 @@ async def redis_error(request: Request, exc: Exception) -> JSONResponse:
     metrics.labelled(metrics.REDIS_ERRORS, type(exc).__name__).inc()
     if not isinstance(exc, UNREACHABLE):
         return await unexpected_error(request, exc)
-    log.error("redis unreachable", exc_info=exc)
+    amphi(request).outages.redis.failed(exc)  # a line when it goes and one when it is back
     return envelope("service_unavailable", "Seat selection is unavailable; please retry shortly.",
                     503, headers={"Retry-After": "1"})
 
 
 async def database_error(request: Request, exc: Exception) -> JSONResponse:
     metrics.DATABASE_ERRORS.inc()
-    log.error("database unreachable", exc_info=exc)
+    amphi(request).outages.database.failed(exc)
     return envelope("service_unavailable", "The service is unavailable; please retry shortly.",
                     503, headers={"Retry-After": "2"})
 
 
+async def client_gone(request: Request, exc: Exception) -> JSONResponse:
+    """The client closed the connection before its request was read: not our error. 499,
+    as nginx logs it; nobody reads the answer."""
+    log.info("client disconnected")
+    return envelope("client_closed_request", "The client closed the request.", 499)
+
+
 async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    # with its traceback: a bug; repeats are held back by logs.RepeatLimit
     log.exception("unhandled error")
     return envelope("internal_error", "Something went wrong on our side; please retry.", 500)
 
@@ -106,5 +115,6 @@ HANDLERS: dict[type[Exception] | int, ExceptionHandler] = {
     HTTPException: http_error,
     redis_errors.RedisError: redis_error,
     OperationalError: database_error,
+    ClientDisconnect: client_gone,
     Exception: unexpected_error,
 }

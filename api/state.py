@@ -15,12 +15,21 @@ from sqlalchemy.orm import sessionmaker
 from starlette.applications import Starlette
 from starlette.requests import HTTPConnection
 
+from amphi.outages import Outage
 from amphi.settings import Settings
 from amphi.signing import Signer
 from api.http_cache import Loader
 from engine.holds import HoldEngine
 from ledger.catalog import Catalog
 from services.checkout import Purchases
+
+
+@dataclass(frozen=True, slots=True)
+class Outages:
+    """What this process logs once per outage (amphi/outages.py), by dependency."""
+    redis: Outage  # the hold engine's
+    database: Outage
+    queue: Outage  # RQ's Redis
 
 
 @dataclass(slots=True)
@@ -37,6 +46,7 @@ class Amphi:
     signer: Signer
     queue: Queue  # finalisation's RQ queue
     purchases: Purchases
+    outages: Outages
 
 
 def amphi(request: HTTPConnection) -> Amphi:

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from amphi import errors, logs
 from amphi.coalesce import Coalescer
 from amphi.geometry import Geometry, seat_lines
+from amphi.outages import Outage
 from amphi.payments import DemoGateway, PaymentGateway
 from engine import sales
 from engine.hold_types import Hold
@@ -67,6 +68,7 @@ class Purchases:
     payments_queue: Coalescer[finalize.Payment, None]
     confirms: Coalescer[finalize.Payment, finalize.Outcome]
     enqueue_fail: Callable[[uuid.UUID, str, str, str], None]
+    queue_outage: Outage  # RQ's Redis: logged once when it goes, once when it is back
 
     async def check_out(self, hold_id: uuid.UUID, buyer: Buyer) -> Order:
         """The hold's order with its payment intent: made now, or the one an earlier (or a
@@ -158,7 +160,7 @@ class Purchases:
             return False
         await self._secure_seats(order_id, found)
         await queued(self.payments_queue.submit(
-            finalize.Payment(order_id, event, accepted_at=time.time())))
+            finalize.Payment(order_id, event, accepted_at=time.time())), self.queue_outage)
         return True
 
     async def payment_failed(self, order_id: uuid.UUID, intent_id: str,
@@ -168,7 +170,7 @@ class Purchases:
         if await self._paying(order_id, intent_id) is None:
             return False
         await queued(anyio.to_thread.run_sync(
-            self.enqueue_fail, order_id, event.id, event.type, reason))
+            self.enqueue_fail, order_id, event.id, event.type, reason), self.queue_outage)
         return True
 
     async def _paying(self, order_id: uuid.UUID, intent_id: str) -> uuid.UUID | None:
@@ -219,10 +221,10 @@ def check_owner(owner: str | None, user_id: str | None, what: str) -> None:
         raise errors.Forbidden(f"This {what} belongs to another account.")
 
 
-async def queued(enqueue: Awaitable[Any]) -> None:
+async def queued(enqueue: Awaitable[Any], outage: Outage) -> None:
     """Stripe retries on an error status: 503 when the work was not queued."""
     try:
         await enqueue
     except Exception as exc:
-        log.warning("could not enqueue webhook work", extra={"error": repr(exc)})
+        outage.failed(exc)
         raise errors.ServiceUnavailable() from exc
