@@ -136,3 +136,15 @@ class BlockConflict(DomainError):
 class ServiceUnavailable(DomainError):
     code = "service_unavailable"
     message = "The service is busy or a dependency is down; please retry."
+
+
+class InventoryUnavailable(ServiceUnavailable):
+    """The ledger has the seat block, Redis does not: Redis lost its data (a restart without
+    persistence, a failover to an empty replica, a flush) and the worker is restoring it."""
+
+    code = "inventory_unavailable"
+    message = "Seat availability is being restored; please retry in a few seconds."
+
+    def __init__(self, message: str | None = None, **details: object) -> None:
+        details.setdefault("retry_after_ms", 2000)
+        super().__init__(message, **details)

@@ -92,6 +92,7 @@ class Totals:
     holds_expired: int
     inventory: list[tuple[str, str, int, int, int]]  # date, section, available, held, sold
     finalize_latency: FinalizeLatency | None = None
+    inventory_restores: tuple[int, int] = (0, 0)  # restores, blocks restored
 
 
 class TotalsCollector(Collector):
@@ -126,6 +127,12 @@ class TotalsCollector(Collector):
         yield seats
         if t.finalize_latency is not None:
             yield t.finalize_latency.family()
+        yield CounterMetricFamily(
+            "amphi_inventory_restores", "Times the worker found seat blocks missing in Redis "
+            "and rebuilt them from the ledger", value=t.inventory_restores[0])
+        yield CounterMetricFamily(
+            "amphi_inventory_blocks_restored", "Seat blocks rebuilt from the ledger after "
+            "Redis lost them", value=t.inventory_restores[1])
 
 
 FINALIZE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -193,3 +200,22 @@ def render(totals: Totals) -> bytes:
     read_now = CollectorRegistry()
     read_now.register(TotalsCollector(totals))
     return generate_latest(counters) + generate_latest(read_now)
+
+
+INVENTORY_KEY = "amphi:metrics:inventory"
+
+
+def record_inventory_restore(client: Any, blocks: int) -> None:
+    """The worker restored `blocks` seat blocks from the ledger (kept beside the queues, as
+    the finalisation histogram is, so that every API process's scrape reads it)."""
+    pipe = client.pipeline(transaction=False)
+    pipe.hincrby(INVENTORY_KEY, "restores", 1)
+    pipe.hincrby(INVENTORY_KEY, "blocks", blocks)
+    pipe.execute()
+
+
+def read_inventory_restores(client: Any) -> tuple[int, int]:
+    """(restores, blocks restored) so far."""
+    raw = {k.decode() if isinstance(k, bytes) else k: int(v)
+           for k, v in client.hgetall(INVENTORY_KEY).items()}
+    return raw.get("restores", 0), raw.get("blocks", 0)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -43,7 +44,9 @@ class Outage:
         log.warning(f"{self.dependency} unreachable", extra={
             "dependency": self.dependency, "error": f"{type(exc).__name__}: {exc}"[:300]})
         with contextlib.suppress(RuntimeError):  # no running loop: no probe, no "back" line
-            self._watch = asyncio.get_running_loop().create_task(self._until_back())
+            # a context of its own: the "back" line is not the failed request's
+            self._watch = asyncio.get_running_loop().create_task(
+                self._until_back(), context=contextvars.Context())
 
     async def _until_back(self) -> None:
         while True:

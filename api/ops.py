@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from amphi import metrics
+from amphi import errors, metrics
 from api.state import amphi
 from engine import scripts
 from engine.stats import block_stats
@@ -49,8 +49,20 @@ async def _database(request: Request) -> None:
         await session.execute(text("SELECT 1"))
 
 
+async def _inventory(request: Request) -> None:
+    """Every seat block of the ledger is in Redis: after Redis lost its data the worker
+    restores them (services/inventory.py), and until then this process is not ready."""
+    state = amphi(request)
+    blocks = state.catalog.blocks()
+    if missing := await state.holds.missing(blocks):
+        raise errors.InventoryUnavailable(
+            f"{len(missing)} of {len(blocks)} seat blocks are missing in Redis; "
+            "the worker restores them from the ledger")
+
+
 CHECKS: dict[str, Callable[[Request], Awaitable[None]]] = {
     "redis": _redis,
+    "inventory": _inventory,
     "rq_redis": _rq_redis,
     "database": _database,
 }
@@ -61,6 +73,8 @@ async def _check(name: str, request: Request) -> str:
         await asyncio.wait_for(CHECKS[name](request), CHECK_TIMEOUT_SECONDS)
     except TimeoutError:
         return f"timed out after {CHECK_TIMEOUT_SECONDS:g}s"
+    except errors.DomainError as exc:
+        return exc.message[:300]
     except Exception as exc:  # any failure means "not ready"; say which, without a trace
         return f"{type(exc).__name__}: {exc}"[:300]
     return "ok"
@@ -78,14 +92,16 @@ async def readyz(request: Request) -> JSONResponse:
                         status_code=200 if ready else 503)
 
 
-def _queues(queue: Queue) -> tuple[dict[str, int], dict[str, int], metrics.FinalizeLatency]:
+def _queues(queue: Queue) -> tuple[dict[str, int], dict[str, int], metrics.FinalizeLatency,
+                                   tuple[int, int]]:
     """Jobs waiting, and jobs failed for good, in each of our queues; the workers' latency
-    histogram (kept beside the queues)."""
+    histogram and inventory restores (kept beside the queues)."""
     waiting, failed = {}, {}
     for name in queueing.QUEUES:
         q = Queue(name, connection=queue.connection)
         waiting[name], failed[name] = q.count, q.failed_job_registry.count
-    return waiting, failed, metrics.read_finalize_latency(queue.connection)
+    return (waiting, failed, metrics.read_finalize_latency(queue.connection),
+            metrics.read_inventory_restores(queue.connection))
 
 
 async def prometheus(request: Request) -> Response:
@@ -95,7 +111,7 @@ async def prometheus(request: Request) -> Response:
         tickets = await stats.tickets_by_kind(session)
         scans = await stats.scans_by_result(session)
     blocks = await block_stats(state.redis)
-    waiting, failed, latency = await run_in_threadpool(_queues, state.queue)
+    waiting, failed, latency, restores = await run_in_threadpool(_queues, state.queue)
     totals = metrics.Totals(
         orders_by_status=orders,
         tickets_by_kind=tickets,
@@ -103,6 +119,7 @@ async def prometheus(request: Request) -> Response:
         queue_depth=waiting,
         queue_failed=failed,
         finalize_latency=latency,
+        inventory_restores=restores,
         holds_expired=sum(b.expired for b in blocks),
         inventory=[(b.block.event_date.isoformat(), b.block.section, b.counts.available,
                     b.counts.held, b.counts.sold) for b in blocks],

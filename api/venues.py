@@ -53,6 +53,8 @@ def sections_loader(app: Starlette, ttl_seconds: int) -> http_cache.Loader:
         sections = catalog.sections_of(venue_id)
         blocks = [catalog.on_sale_block(s, event_date) for s in sections]
         counts = await engine.availability(blocks)
+        if any(c is None for c in counts):
+            raise errors.InventoryUnavailable()
         rows = [shapes.section_json(s, c) for s, c in zip(sections, counts, strict=True)]
         # Response.body may be a memoryview; FastJSONResponse's is orjson's bytes
         return http_cache.Rendered.of(cast(bytes, shapes.ok(rows).body))

@@ -71,7 +71,7 @@ def text(value: Any) -> str:
 
 
 _REFUSALS: dict[str, type[errors.DomainError]] = {
-    "no_block": errors.NotOnSale,
+    "no_block": errors.InventoryUnavailable,  # the API only asks for blocks the ledger has
     "not_on_sale": errors.NotOnSale,
     "sold_out": errors.SoldOut,
     "no_adjacent": errors.NoAdjacentSeats,

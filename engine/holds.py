@@ -71,6 +71,14 @@ class HoldEngine:
         )
         return [parse_counts(r) for r in replies]
 
+    async def missing(self, blocks: list[keys.BlockKeys]) -> list[keys.BlockKeys]:
+        """The blocks Redis does not have (their meta key is gone), in one round trip."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for block in blocks:
+                pipe.exists(block.meta)
+            found = await pipe.execute()
+        return [b for b, n in zip(blocks, found, strict=True) if not n]
+
     async def check(
         self, block: keys.BlockKeys, quantity: int, *, allow_split: bool = False
     ) -> Offer:

@@ -92,6 +92,11 @@ class Catalog:
                 return section
         raise errors.SectionNotFound()
 
+    def blocks(self) -> list[BlockKeys]:
+        """Every seat block of the catalogue: each section on each event date of its venue."""
+        return [BlockKeys(d.event_date, s.slug) for s in self.sections.values()
+                for d in self.event_dates if d.venue_id == s.venue_id]
+
     def sections_of(self, venue_id: uuid.UUID) -> list[SectionInfo]:
         return sorted(
             (s for s in self.sections.values() if s.venue_id == venue_id),

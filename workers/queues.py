@@ -22,7 +22,7 @@ from amphi import logs
 from amphi.settings import Settings
 from engine.transport.connection import queue_client
 from services.queueing import DEFAULT, EMAIL, MAINTENANCE, QUEUES
-from workers.sweep import expire_abandoned_orders, sweep_expired_holds
+from workers.sweep import expire_abandoned_orders, restore_lost_blocks, sweep_expired_holds
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,10 @@ def _cron(settings: Settings) -> CronScheduler:
         result_ttl=60,
         failure_ttl=3600,
     )
+    # Looks for blocks Redis lost as often as the sweep runs: a few EXISTS when none is.
+    cron.register(restore_lost_blocks, queue_name=MAINTENANCE,
+                  interval=settings.sweep_interval_seconds,
+                  ttl=max(settings.sweep_interval_seconds * 2, 10))
     cron.register(expire_abandoned_orders, queue_name=MAINTENANCE, interval=60, ttl=120,
                   result_ttl=60, failure_ttl=3600)
     return cron

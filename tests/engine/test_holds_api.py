@@ -330,15 +330,18 @@ async def test_check_writes_nothing(redis_client: redis.Redis,
     assert redis_snapshot(redis_client) == before
 
 
-async def test_inactive_and_unknown_blocks_are_not_on_sale(redis_client: redis.Redis,
-                                                           aredis_client: aredis.Redis) -> None:
+async def test_inactive_blocks_are_not_on_sale_and_missing_ones_unavailable(
+        redis_client: redis.Redis, aredis_client: aredis.Redis) -> None:
+    """A block Redis does not have is one it lost (the API asks only for blocks the ledger
+    has): 503 until the worker restores it, not "not on sale"."""
     engine = make_engine(aredis_client, max_active=1)
     inactive = load_reserved(redis_client, 2, 10, active=False)
     unknown = keys.BlockKeys(DAY, "no-such-section")
-    for block in (inactive, unknown):
-        with pytest.raises(errors.NotOnSale):
+    for block, refusal in ((inactive, errors.NotOnSale),
+                           (unknown, errors.InventoryUnavailable)):
+        with pytest.raises(refusal):
             await engine.create(block, 2, owner="u1", client="u1")
-        with pytest.raises(errors.NotOnSale):
+        with pytest.raises(refusal):
             await engine.check(block, 2)
     assert meta(redis_client, inactive)["held"] == "0"
     assert seat_string(redis_client, inactive) == "0" * 20

@@ -141,12 +141,12 @@ def test_lua_agrees_with_the_python_policy(settings: Settings, redis_client: red
 
 def test_check_of_a_missing_block_is_refused(settings: Settings,
                                              redis_client: redis.Redis) -> None:
-    """Sanity of the harness: the check really reaches Redis (no block: NotOnSale)."""
+    """Sanity of the harness: the check really reaches Redis (no block: unavailable)."""
     loop = asyncio.new_event_loop()
     aclient = engine_client(settings.redis_url)
     try:
         engine = make_engine(aclient)
-        with pytest.raises(errors.NotOnSale):
+        with pytest.raises(errors.InventoryUnavailable):
             loop.run_until_complete(engine.check(keys.BlockKeys(DAY, "nowhere"), 2))
     finally:
         loop.run_until_complete(aclient.aclose())

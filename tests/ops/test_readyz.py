@@ -22,12 +22,22 @@ from sqlalchemy.engine import make_url
 
 from amphi.settings import Settings
 from engine import scripts
+from engine.blocks import load_block
 from tests._servers import private_redis as private_redis_server
 from tests.api._support import VenueFixture, assert_error, hold_body, running_api
 from tests.ops._proxy import TcpProxy, tcp_proxy
 from tests.payments._support import CREATE_HOLD, MY_AMPH, bearer
 
-OK = {"redis": "ok", "rq_redis": "ok", "database": "ok"}
+OK = {"redis": "ok", "inventory": "ok", "rq_redis": "ok", "database": "ok"}
+
+
+def load_venue(port: int, venue: VenueFixture) -> None:
+    """The venue's blocks into the private Redis, as the worker would."""
+    client = redis.Redis(port=port)
+    scripts.load_all(client)
+    for spec in venue.specs.values():
+        load_block(client, spec)
+    client.close()
 
 
 @pytest.fixture
@@ -80,6 +90,7 @@ async def test_readiness_follows_redis_and_the_database(
         rq_redis_url=f"redis://127.0.0.1:{to_rq.port}{urlsplit(settings.rq_url).path}",
         database_url=db.render_as_string(hide_password=False),
     )
+    load_venue(private_redis, venue)
     async with running_api(app_settings) as api:
         assert (await api.get("/healthz")).json() == {"status": "ok"}
         assert await ready(api) == (200, OK)
@@ -88,8 +99,8 @@ async def test_readiness_follows_redis_and_the_database(
         status, checks = await ready(api)
         assert status == 503 and checks["redis"] != "ok", checks
         assert "Connection" in checks["redis"], checks  # says why, without a trace
-        assert {k: v for k, v in checks.items() if k != "redis"} == {"rq_redis": "ok",
-                                                                      "database": "ok"}
+        assert {k: v for k, v in checks.items() if k not in ("redis", "inventory")} == {
+            "rq_redis": "ok", "database": "ok"}
         assert (await api.get("/healthz")).status_code == 200  # alive, just not ready
         # a fan's request meanwhile: 503 in the envelope, retry soon; counted
         before = redis_errors()
@@ -104,16 +115,16 @@ async def test_readiness_follows_redis_and_the_database(
         to_rq.cut()
         status, checks = await ready(api)
         assert status == 503 and checks["rq_redis"] != "ok", checks
-        assert {k: v for k, v in checks.items() if k != "rq_redis"} == {"redis": "ok",
-                                                                         "database": "ok"}
+        assert {k: v for k, v in checks.items() if k != "rq_redis"} == {
+            "redis": "ok", "inventory": "ok", "database": "ok"}
         to_rq.restore()
         assert await ready(api) == (200, OK)
 
         to_db.cut()
         status, checks = await ready(api)
         assert status == 503 and checks["database"] != "ok", checks
-        assert {k: v for k, v in checks.items() if k != "database"} == {"redis": "ok",
-                                                                         "rq_redis": "ok"}
+        assert {k: v for k, v in checks.items() if k != "database"} == {
+            "redis": "ok", "inventory": "ok", "rq_redis": "ok"}
         # a fan's request that needs the ledger meanwhile: 503 in the envelope; counted
         before = database_errors()
         assert_error(await api.get(MY_AMPH, headers=bearer(settings, "fan-1")), 503,

@@ -183,10 +183,10 @@ def redis_server_missing() -> str | None:
 class RestartableRedis:
     """A redis-server of the test's own on a free port, every write fsynced to its
     append-only file, so that what it acknowledged survives a SHUTDOWN and a restart in
-    the same directory."""
+    the same directory; or (`persistent=False`) none, so that it restarts empty."""
 
-    def __init__(self, workdir: Path) -> None:
-        self.workdir, self.port = workdir, free_port()
+    def __init__(self, workdir: Path, *, persistent: bool = True) -> None:
+        self.workdir, self.port, self.persistent = workdir, free_port(), persistent
         self.binary, _ = redis_server_binary()
         self.proc: subprocess.Popen[bytes] | None = None
         workdir.mkdir(parents=True, exist_ok=True)
@@ -200,8 +200,9 @@ class RestartableRedis:
 
     def start(self) -> None:
         argv = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
-                "--dir", str(self.workdir), "--save", "", "--appendonly", "yes",
-                "--appendfsync", "always", "--daemonize", "no"]
+                "--dir", str(self.workdir), "--save", "", "--daemonize", "no",
+                *(["--appendonly", "yes", "--appendfsync", "always"] if self.persistent
+                  else ["--appendonly", "no"])]
         with (self.workdir / "redis.log").open("ab") as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL)
