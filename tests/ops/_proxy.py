@@ -3,7 +3,8 @@ machine's shared Redis or PostgreSQL, which other people use and must not be sto
 
 Cut: every open connection is closed and new ones are closed as soon as they are accepted,
 so clients fail at once (as against a server that went away) instead of waiting for a
-timeout. Restored: connections are forwarded again.
+timeout. Restored: connections are forwarded again. Slowed (`delay`): every reply from the
+server waits that long before it is forwarded, as from an overloaded server.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
 
@@ -22,6 +24,7 @@ class TcpProxy:
         self.port: int = self._listener.getsockname()[1]
         self._open = threading.Event()
         self._open.set()
+        self.delay = 0.0  # seconds each chunk from the server waits before it is forwarded
         self._stopped = threading.Event()
         self._lock = threading.Lock()
         self._live: set[socket.socket] = set()
@@ -63,12 +66,15 @@ class TcpProxy:
             upstream.settimeout(None)
             with self._lock:
                 self._live |= {client, upstream}
-            for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+            for src, dst, replies in ((client, upstream, False), (upstream, client, True)):
+                threading.Thread(target=self._pump, args=(src, dst, replies),
+                                 daemon=True).start()
 
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket, replies: bool) -> None:
         try:
             while data := src.recv(65536):
+                if replies and self.delay:
+                    time.sleep(self.delay)
                 dst.sendall(data)
         except OSError:
             pass

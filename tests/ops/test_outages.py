@@ -16,13 +16,22 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from sqlalchemy.engine import make_url
 
 from amphi.logs import RepeatLimit
 from amphi.settings import Settings
 from api.app import create_app
+from ledger import venue_seed
 from tests._servers import private_redis as private_redis_server
-from tests.api._support import VenueFixture, assert_error, hold_body, running_api
+from tests.api._support import (
+    DAY,
+    VenueFixture,
+    assert_error,
+    hold_body,
+    running_api,
+)
+from tests.engine._support import assert_block_ok
 from tests.ops._proxy import TcpProxy, tcp_proxy
 from tests.ops.test_readyz import database_errors, load_venue, redis_errors
 from tests.payments._support import CREATE_HOLD, MY_AMPH, bearer
@@ -176,3 +185,41 @@ async def test_a_client_that_hangs_up_is_not_a_server_error(
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.records
     assert any(r.getMessage() == "client disconnected" for r in caplog.records)
 
+
+
+@pytest.mark.slow
+async def test_a_slow_redis_trips_the_reply_timeout(
+        proxied: tuple[Settings, TcpProxy, TcpProxy], venue: VenueFixture,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Redis answers, but 1.5 s late, and the engine waits 0.5 s for a reply (socket_timeout
+    in REDIS_URL): fans get 503 within about that time instead of hanging, no 500; once
+    Redis is quick again holds succeed, and the block's counters still add up (holds that
+    Redis made while their fans were told 503 are real holds; they expire)."""
+    settings, to_redis, _ = proxied
+    port = to_redis.target[1]
+    load_venue(port, venue)
+    settings = settings.replace(redis_url=f"{settings.redis_url}?socket_timeout=0.5")
+    body = hold_body(venue.sections["Lawn"], 1)
+    async with running_api(settings) as api:
+        capture(caplog)
+        assert (await api.post(CREATE_HOLD, json=body)).status_code == 201
+        to_redis.delay = 1.5
+        started = time.monotonic()
+        answers = await asyncio.gather(*(
+            api.post(CREATE_HOLD, json=body, headers={"X-Forwarded-For": f"10.9.0.{i + 1}"})
+            for i in range(20)))
+        slow_for = time.monotonic() - started
+        assert {r.status_code for r in answers} == {503}, [r.text for r in answers]
+        assert slow_for < 2.5  # the reply timeout, not the slow server, set the pace
+        assert [r.getMessage() for r in outage_lines(caplog, "redis")] == ["redis unreachable"]
+        assert "Timeout" in outage_lines(caplog, "redis")[0].error
+
+        to_redis.delay = 0
+        await until(lambda: len(outage_lines(caplog, "redis")) == 2)
+        assert (await api.post(CREATE_HOLD, json=body,
+                               headers={"X-Forwarded-For": "10.9.1.1"})).status_code == 201
+    no_tracebacks(caplog)
+    client = redis.Redis(port=port)
+    lawn = next(s for s in venue_seed.SECTIONS if s.name == "Lawn")
+    assert_block_ok(client, venue.specs[f"{DAY}|{lawn.slug}"].block)
+    client.close()
