@@ -47,8 +47,9 @@ async def _refresh_catalog(services: Amphi, every: int) -> None:
         try:
             async with services.sessions() as session:
                 services.catalog = await load_catalog(session)
-        except Exception:
-            log.exception("catalog refresh failed; serving the previous catalogue")
+        except Exception as exc:  # the database is down: its outage lines say so
+            log.warning("catalog refresh failed; serving the previous catalogue",
+                        extra={"error": f"{type(exc).__name__}: {exc}"[:300]})
 
 
 async def _select_one(db: AsyncEngine) -> None:
