@@ -10,8 +10,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from amphi.settings import Settings
 
-# The API answers JSON: nothing in it may load, run or be framed. The admin's HTML pages
-# load their own scripts and styles, so they only refuse to be framed.
+# The API answers JSON: nothing in it may load, run or be framed. The admin's pages load
+# their own scripts and styles, so they only refuse to be framed.
 _COMMON = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
@@ -28,27 +28,26 @@ CORS_RESPONSE_HEADERS = ["X-Request-Id", "Retry-After", "ETag"]
 
 
 class SecurityHeaders:
-    """Adds the headers above to every HTTP response that does not set them itself;
-    HSTS too when the service is served over HTTPS (`hsts`, production)."""
+    """Adds the headers above to every HTTP response (none of ours sets them itself), the
+    admin's policy under `admin_path`; HSTS too when the service is served over HTTPS
+    (`hsts`, production). On the hot path: two prepared lists, one extend."""
 
-    def __init__(self, app: ASGIApp, *, hsts: bool) -> None:
+    def __init__(self, app: ASGIApp, *, hsts: bool, admin_path: str = "/admin") -> None:
         self.app = app
-        self.extra = [*_COMMON, _HSTS] if hsts else list(_COMMON)
+        common = [*_COMMON, _HSTS] if hsts else list(_COMMON)
+        self.api_headers, self.admin_headers = [*common, _API_CSP], [*common, _HTML_CSP]
+        self.admin_path = admin_path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        extra = (self.admin_headers if scope["path"].startswith(self.admin_path)
+                 else self.api_headers)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = message.setdefault("headers", [])
-                present = {name.lower() for name, _ in headers}
-                html = any(name.lower() == b"content-type" and value.startswith(b"text/html")
-                           for name, value in headers)
-                for name, value in (*self.extra, _HTML_CSP if html else _API_CSP):
-                    if name not in present:
-                        headers.append((name, value))
+                message.setdefault("headers", []).extend(extra)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
