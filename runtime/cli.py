@@ -50,30 +50,24 @@ def _event_dates(settings: Settings, raw: list[str] | None) -> list[date]:
 
 
 def cmd_setup_venue(settings: Settings, args: argparse.Namespace) -> int:
-    from engine import blocks, scripts
     from engine.transport.connection import sync_client
     from ledger.db import session_factory, sync_engine
-    from ledger.inventory import block_specs
-    from ledger.venue_setup import setup_venue
+    from services.venue import set_up_venue
 
     days = _event_dates(settings, args.event_dates)
-    engine = sync_engine(settings.database_url)
+    engine, client = sync_engine(settings.database_url), sync_client(settings.redis_url)
     try:
-        with session_factory(engine).begin() as session:
-            report = setup_venue(session, days)
-            specs = block_specs(session)
+        done = set_up_venue(session_factory(engine), client, days)
     finally:
         engine.dispose()
-    client = sync_client(settings.redis_url)
-    scripts.load_all(client)
-    outcomes = {spec.block.tag: blocks.load_block(client, spec) for spec in specs}
-    created = sum(1 for o in outcomes.values() if o == "created")
+        client.close()
+    report = done.ledger
     print(
         f"venue {'created' if report.venue_created else 'present'}; "
         f"sections created: {len(report.sections_created)}; "
         f"event dates created: {', '.join(map(str, report.dates_created)) or 'none'}; "
         f"seat blocks created: {report.blocks_created}; "
-        f"redis blocks loaded: {created} new, {len(outcomes) - created} refreshed"
+        f"redis blocks loaded: {done.blocks_created} new, {done.blocks_refreshed} refreshed"
     )
     return 0
 
