@@ -19,6 +19,8 @@ from typing import Any, TypeVar
 
 import anyio.to_thread
 import stripe
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from amphi import errors, logs
@@ -222,9 +224,14 @@ def check_owner(owner: str | None, user_id: str | None, what: str) -> None:
 
 
 async def queued(enqueue: Awaitable[Any], outage: Outage) -> None:
-    """Stripe retries on an error status: 503 when the work was not queued."""
+    """Stripe retries on an error status: 503 when the work was not queued. The queue's
+    Redis not answering is an outage (two lines, however many webhooks fail); anything else
+    is logged as itself."""
     try:
         await enqueue
-    except Exception as exc:
+    except (RedisConnectionError, RedisTimeoutError) as exc:
         outage.failed(exc)
+        raise errors.ServiceUnavailable() from exc
+    except Exception as exc:
+        log.warning("could not enqueue webhook work", extra={"error": repr(exc)})
         raise errors.ServiceUnavailable() from exc
