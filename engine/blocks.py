@@ -50,6 +50,15 @@ def loaded_blocks(client: scripts.Client) -> list[keys.BlockKeys]:
     return parse_block_refs(client.smembers(keys.blocks_index()))
 
 
+def missing(client: scripts.Client, blocks: list[keys.BlockKeys]) -> list[keys.BlockKeys]:
+    """The blocks Redis does not have (their meta key is gone), in one round trip; the
+    async hot path's twin is `HoldEngine.missing`."""
+    pipe = client.pipeline(transaction=False)
+    for block in blocks:
+        pipe.exists(block.meta)
+    return [b for b, n in zip(blocks, pipe.execute(), strict=True) if not n]
+
+
 def counts(client: scripts.Client, block: keys.BlockKeys) -> BlockCounts | None:
     """Counters after reclaiming expired holds (at most RECLAIM_LIMIT of them)."""
     reply = scripts.run(client, "availability", block_keys(block), [RECLAIM_LIMIT, TOMBSTONE_MS])

@@ -72,7 +72,8 @@ class HoldEngine:
         return [parse_counts(r) for r in replies]
 
     async def missing(self, blocks: list[keys.BlockKeys]) -> list[keys.BlockKeys]:
-        """The blocks Redis does not have (their meta key is gone), in one round trip."""
+        """The blocks Redis does not have (their meta key is gone), in one round trip
+        (`engine.blocks.missing` for synchronous callers)."""
         async with self.client.pipeline(transaction=False) as pipe:
             for block in blocks:
                 pipe.exists(block.meta)

@@ -14,8 +14,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from amphi.block_spec import BlockSpec
-from engine import scripts
+from engine import blocks
 from ledger.inventory import block_specs
 from services.reconcile import Sources, check_block
 
@@ -31,14 +30,6 @@ class Restored:
     seconds: float
 
 
-def missing_blocks(client: scripts.Client, specs: list[BlockSpec]) -> list[BlockSpec]:
-    """The blocks whose meta key Redis does not have, in one round trip."""
-    pipe = client.pipeline(transaction=False)
-    for spec in specs:
-        pipe.exists(spec.block.meta)
-    return [s for s, n in zip(specs, pipe.execute(), strict=True) if not n]
-
-
 def restore_missing_blocks(src: Sources) -> Restored:
     """Rebuild every block the ledger has and Redis lost. Safe to run twice, and while fans
     hold (each rebuild is one script call); a block that reappeared in the meantime is
@@ -46,7 +37,8 @@ def restore_missing_blocks(src: Sources) -> Restored:
     started = time.monotonic()
     with src.sessions() as session:
         specs = block_specs(session)
-    missing = missing_blocks(src.redis, specs)
+    lost = set(blocks.missing(src.redis, [spec.block for spec in specs]))
+    missing = [spec for spec in specs if spec.block in lost]
     if not missing:
         return Restored(0, 0, 0.0)
     rebuilt = failed = 0
