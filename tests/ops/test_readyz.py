@@ -25,7 +25,7 @@ from engine import scripts
 from engine.blocks import load_block
 from tests._servers import private_redis as private_redis_server
 from tests.api._support import VenueFixture, assert_error, hold_body, running_api
-from tests.ops._proxy import TcpProxy, tcp_proxy
+from tests.faults._proxy import TcpProxy, tcp_proxy
 from tests.payments._support import CREATE_HOLD, MY_AMPH, bearer
 
 OK = {"redis": "ok", "inventory": "ok", "rq_redis": "ok", "database": "ok"}

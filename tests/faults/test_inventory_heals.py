@@ -18,7 +18,12 @@ from sqlalchemy import Engine
 
 from amphi.settings import Settings
 from tests.api._support import BASE, DAY, VenueFixture, data, hold_body
-from tests.payments._faults import RestartableRedis, WorkerPool, redis_server_missing
+from tests.faults._support import (
+    RestartableRedis,
+    WorkerPool,
+    assert_reconcile_clean,
+    redis_server_missing,
+)
 from tests.payments._support import (
     CREATE_HOLD,
     assert_block_matches_ledger,
@@ -144,6 +149,7 @@ async def test_inventory_heals_after_redis_restarts_empty(
         assert _value(metrics, "amphi_inventory_blocks_restored_total") >= 2 * len(
             venue.specs)
         assert recovery < RECOVERY_SECONDS
+        await asyncio.to_thread(assert_reconcile_clean, settings)
     finally:
         pool.stop()
         server.close()

@@ -5,7 +5,7 @@ not a server error.
 
 The machine's Redis and PostgreSQL are shared, so they are never stopped: the app reaches a
 private redis-server and the test database through TCP proxies that the test cuts and
-restores (tests/ops/_proxy.py)."""
+restores (tests/faults/_proxy.py)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,8 @@ from tests.api._support import (
     running_api,
 )
 from tests.engine._support import assert_block_ok
-from tests.ops._proxy import TcpProxy, tcp_proxy
+from tests.faults._proxy import TcpProxy, tcp_proxy
+from tests.faults._support import assert_reconcile_clean
 from tests.ops.test_readyz import database_errors, load_venue, redis_errors
 from tests.payments._support import CREATE_HOLD, MY_AMPH, bearer
 
@@ -107,15 +108,18 @@ async def test_a_redis_outage_is_two_lines_and_a_count(
         assert back.getMessage() == "redis reachable again"
         assert back.failed_requests == FANS and back.down_seconds > 0
         assert took < 3  # probed every second
+        print(f"\n[redis cut] {FANS} holds answered 503; back {took:.1f} s after the restore")
         assert (await api.post(CREATE_HOLD, json=body)).status_code == 201
     no_tracebacks(caplog)
+    await asyncio.to_thread(assert_reconcile_clean, settings)
 
 
 @pytest.mark.slow
 async def test_a_database_outage_is_two_lines_and_a_count(
         proxied: tuple[Settings, TcpProxy, TcpProxy], venue: VenueFixture,
         caplog: pytest.LogCaptureFixture) -> None:
-    settings, _, to_db = proxied
+    settings, to_redis, to_db = proxied
+    load_venue(to_redis.target[1], venue)
     fan = bearer(settings, "fan-1")
     async with running_api(settings) as api:
         capture(caplog)
@@ -130,10 +134,12 @@ async def test_a_database_outage_is_two_lines_and_a_count(
         no_tracebacks(caplog)
 
         to_db.restore()
-        await until(lambda: len(outage_lines(caplog, "database")) == 2)
+        took = await until(lambda: len(outage_lines(caplog, "database")) == 2)
+        print(f"\n[database cut] 50 reads answered 503; back {took:.1f} s after the restore")
         assert outage_lines(caplog, "database")[1].failed_requests == 50
         assert (await api.get(MY_AMPH, headers=fan)).status_code == 200
     no_tracebacks(caplog)
+    await asyncio.to_thread(assert_reconcile_clean, settings)
 
 
 def test_identical_error_lines_are_held_back() -> None:
@@ -215,7 +221,9 @@ async def test_a_slow_redis_trips_the_reply_timeout(
         assert "Timeout" in outage_lines(caplog, "redis")[0].error
 
         to_redis.delay = 0
-        await until(lambda: len(outage_lines(caplog, "redis")) == 2)
+        took = await until(lambda: len(outage_lines(caplog, "redis")) == 2)
+        print(f"\n[redis slow] 20 holds answered 503 in {slow_for:.1f} s; "
+              f"back {took:.1f} s after Redis was quick again")
         assert (await api.post(CREATE_HOLD, json=body,
                                headers={"X-Forwarded-For": "10.9.1.1"})).status_code == 201
     no_tracebacks(caplog)
@@ -223,3 +231,4 @@ async def test_a_slow_redis_trips_the_reply_timeout(
     lawn = next(s for s in venue_seed.SECTIONS if s.name == "Lawn")
     assert_block_ok(client, venue.specs[f"{DAY}|{lawn.slug}"].block)
     client.close()
+    await asyncio.to_thread(assert_reconcile_clean, settings)

@@ -1,8 +1,8 @@
-"""Helpers of the purchase fault drills (test_purchase_faults.py): servers of a test's own
-that it may stop and start (PostgreSQL, the queue's Redis), a real `amphi worker` pool
-watched through psutil and RQ's registries, a burst of paid orders and their signed
-webhooks, a finalisation held in the middle of its transaction, and the checks that every
-paid order completed exactly once."""
+"""Helpers of the fault drills: servers of a test's own that it may stop and start
+(PostgreSQL, the queue's Redis), a real `amphi worker` pool watched through psutil and RQ's
+registries, a burst of paid orders and their signed webhooks, a finalisation held in the
+middle of its transaction, the checks that every paid order completed exactly once, and the
+`amphi reconcile` that ends every drill."""
 
 from __future__ import annotations
 
@@ -41,6 +41,7 @@ from runtime.devservices import redis_server_binary
 from services import queueing
 from tests._servers import amphi_env, free_port
 from tests.api._support import data
+from tests.ops._support import CLEAN, reconcile
 from tests.payments._support import (
     REPO,
     SUCCEEDED,
@@ -460,28 +461,54 @@ def succeeded_event(engine: Engine, order_id: str, hold_id: str) -> dict[str, An
                                       "hold_id": hold_id}}, SUCCEEDED)
 
 
-async def buy_many(api: httpx.AsyncClient, settings: Settings, engine: Engine,
-                   hold_redis: redis.Redis, sections: dict[str, str], count: int, *,
-                   reserved: Sequence[str], general: Sequence[str] = (),
-                   concurrency: int = 24) -> list[Purchase]:
-    """`count` fans, each holding 1-4 seats (in turn in each section named) and checking
-    out; returns their purchases with the events Stripe will send once they have paid."""
+@dataclass(frozen=True)
+class HeldFan:
+    """A fan holding seats (none named in general admission)."""
+    fan: str
+    headers: dict[str, str]
+    section: str
+    quantity: int
+    hold_id: str
+    seats: tuple[int, ...]
+
+
+async def hold_many(api: httpx.AsyncClient, settings: Settings, hold_redis: redis.Redis,
+                    sections: dict[str, str], count: int, *, reserved: Sequence[str],
+                    general: Sequence[str] = (), concurrency: int = 24) -> list[HeldFan]:
+    """`count` signed-in fans, each holding 1-4 seats, in turn in each section named."""
     names = [*reserved, *general]
     gate = asyncio.Semaphore(concurrency)
 
-    async def one(i: int) -> Purchase:
+    async def one(i: int) -> HeldFan:
         fan, section, quantity = f"drill-fan-{i}", names[i % len(names)], 1 + i % 4
         headers = bearer(settings, fan)
         async with gate:
             hold = await make_hold(api, sections[section], quantity, headers=headers)
-            order = await checkout(api, hold["hold_id"], headers=headers)
         seats = () if section in general else _held_seats(hold_redis, section, hold["hold_id"])
         assert section in general or len(seats) == quantity, (section, seats)
-        return Purchase(fan, section, quantity, hold["hold_id"], order["order_id"], seats,
-                        await asyncio.to_thread(succeeded_event, engine, order["order_id"],
-                                                hold["hold_id"]))
+        return HeldFan(fan, headers, section, quantity, hold["hold_id"], seats)
 
     return list(await asyncio.gather(*[one(i) for i in range(count)]))
+
+
+async def buy_many(api: httpx.AsyncClient, settings: Settings, engine: Engine,
+                   hold_redis: redis.Redis, sections: dict[str, str], count: int, *,
+                   reserved: Sequence[str], general: Sequence[str] = (),
+                   concurrency: int = 24) -> list[Purchase]:
+    """`count` fans holding seats (hold_many) and checking out; returns their purchases with
+    the events Stripe will send once they have paid."""
+    fans = await hold_many(api, settings, hold_redis, sections, count, reserved=reserved,
+                           general=general, concurrency=concurrency)
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(f: HeldFan) -> Purchase:
+        async with gate:
+            order = await checkout(api, f.hold_id, headers=f.headers)
+        return Purchase(f.fan, f.section, f.quantity, f.hold_id, order["order_id"], f.seats,
+                        await asyncio.to_thread(succeeded_event, engine, order["order_id"],
+                                                f.hold_id))
+
+    return list(await asyncio.gather(*[one(f) for f in fans]))
 
 
 @dataclass(frozen=True)
@@ -657,3 +684,10 @@ def assert_each_paid_order_completed_once(engine: Engine, hold_redis: redis.Redi
         assert (state.held, state.sold) == (0, bought), (section, state, bought)
     for name in (queueing.DEFAULT, queueing.EMAIL):
         assert_no_failed_jobs(Queue(name, connection=rq))
+
+
+def assert_reconcile_clean(settings: Settings) -> None:
+    """What an operator runs after an incident: `amphi reconcile` finds Redis, the ledger
+    and the payments in agreement, no seat oversold."""
+    run = reconcile(settings)
+    assert run.code == 0 and run.verdict == CLEAN, run.out

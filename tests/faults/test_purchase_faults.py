@@ -7,17 +7,19 @@ delivers a few hundred signed `payment_intent.succeeded` webhooks concurrently. 
 
 1. a pool worker SIGKILLed in the middle of a finalisation job (after its Redis sale
    replay and its tickets' INSERTs, before its COMMIT);
-2. PostgreSQL stopped for 20 s (`pg_ctl stop -m fast`) and started again;
+2. PostgreSQL stopped for 20 s (`pg_ctl stop -m fast`) and started again; and, before any
+   payment, stopped for 10 s while fans check out (no webhooks there: nothing half-written);
 3. the queue's Redis (a server of its own, append-only file fsynced on every write) shut
    down for ~6 s and started again in the same directory, while a finalisation is in
    flight.
 
 Webhooks answer 200 (queued) or, during an outage, 503; a 503'd webhook is delivered again
 afterwards, as Stripe does, and none may answer 500 or hang. Afterwards
-(tests/payments/_faults.py assert_each_paid_order_completed_once): every order
+(tests/faults/_support.py assert_each_paid_order_completed_once): every order
 `completed`, one set of tickets each on exactly the seats its fan held, each Stripe event
 recorded once, each block's sold seats exactly the ledger's tickets, no finalisation or
-email job failed, queued or waiting for a retry; and every confirmation email sent.
+email job failed, queued or waiting for a retry; every confirmation email sent; and
+`amphi reconcile` finds no drift.
 
 Each drill prints what it saw (`pytest -s`): statuses, retried and abandoned jobs, the
 pool's workers before and after, processes that outlived the pool.
@@ -29,6 +31,7 @@ redis-server on a free port; the machine's shared servers are never stopped.
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import time
 from collections.abc import Callable, Sequence
@@ -48,8 +51,9 @@ from ledger.db import sync_engine
 from ledger.migrate import upgrade
 from services import queueing
 from tests.api._support import build_venue, running_api
-from tests.payments._faults import (
+from tests.faults._support import (
     Delivery,
+    HeldFan,
     HeldJob,
     Purchase,
     RestartableRedis,
@@ -57,11 +61,13 @@ from tests.payments._faults import (
     abandoned_jobs,
     assert_each_paid_order_completed_once,
     assert_every_confirmation_sent,
+    assert_reconcile_clean,
     blocked_finalisations,
     buy_many,
     completed_count,
     deliver_timed,
     find_held_job,
+    hold_many,
     postgres_missing,
     private_postgres,
     redeliver_until_accepted,
@@ -71,7 +77,17 @@ from tests.payments._faults import (
     wait_for,
     wait_until_settled,
 )
-from tests.payments._support import WEBHOOK_SECRET
+from tests.payments._support import (
+    CHECKOUT,
+    WEBHOOK_SECRET,
+    assert_block_matches_ledger,
+    checkout_body,
+    confirm,
+    one_set_of_tickets,
+    order_lines,
+    scalar,
+    seat_indices,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -230,6 +246,7 @@ async def test_a_worker_killed_mid_job_loses_no_order(
         assert_each_paid_order_completed_once(ledger_engine, redis_client, queue.connection,
                                               purchases)
         await in_thread(assert_every_confirmation_sent, ledger_engine, purchases)
+        await in_thread(assert_reconcile_clean, settings)
         # the killed job itself was retried, and finished
         facts["retried_jobs"] = retried = retried_jobs(queue.connection)
         job = Job.fetch(held.job_id, connection=queue.connection)
@@ -290,11 +307,107 @@ async def test_postgres_down_for_20s_loses_no_order(
                 wait_until_settled, engine, rq_redis, purchases, SETTLE_SECONDS), 1)
             assert_each_paid_order_completed_once(engine, redis_client, rq_redis, purchases)
             await in_thread(assert_every_confirmation_sent, engine, purchases)
+            await in_thread(assert_reconcile_clean, settings)
             facts["retried_jobs"] = len(retried_jobs(rq_redis))
         finally:
             pool.stop()
             engine.dispose()
             summary("postgres down", **facts, leftovers=pool.leftovers,
+                    total_s=round(time.monotonic() - started, 1))
+
+
+# -- 2b. PostgreSQL stopped while fans check out ---------------------------------------------
+CHECKOUT_DOWN_SECONDS = 10
+
+
+async def test_postgres_down_mid_checkout_writes_nothing_half(
+    demo_settings: Settings, redis_client: redis.Redis, tmp_path: Path,
+) -> None:
+    """PostgreSQL stopped for 10 s while 150 fans who hold seats check out: each checkout
+    answers 200 (its order written) or 503 at once (none hangs, none is a 500); the holds
+    survive (they live in Redis); once the database is back, every refused fan checks out
+    again and gets one order for their hold, with all its lines, and a fan whose answer was
+    lost gets the same order again; every order then pays (demo confirm) and completes with
+    exactly its held seats; reconcile finds no drift."""
+    if why := postgres_missing():
+        pytest.skip(f"no private PostgreSQL: {why}")
+    started, facts = time.monotonic(), dict[str, object]()
+    with private_postgres() as pg:
+        pg.create_database("amphi_drill")
+        url = pg.url("amphi_drill")
+        await in_thread(upgrade, url)
+        engine = sync_engine(url)
+        settings = demo_settings.replace(database_url=url)
+        try:
+            venue = build_venue(engine, redis_client)
+            async with running_api(settings) as api:
+                fans = await hold_many(api, settings, redis_client, venue.sections, 150,
+                                      reserved=RESERVED)
+                gate = asyncio.Semaphore(16)
+
+                async def check_out(fan: HeldFan) -> tuple[int, float, float, str]:
+                    async with gate:
+                        began = time.monotonic()
+                        resp = await api.post(CHECKOUT, json=checkout_body(fan.hold_id),
+                                              headers=fan.headers)
+                        return resp.status_code, began, time.monotonic(), resp.text
+
+                tasks = [asyncio.create_task(check_out(f)) for f in fans[:40]]
+                await asyncio.wait(tasks[:20])
+                await in_thread(pg.stop, "fast")
+                down_at = time.monotonic()
+                for fan in fans[40:]:
+                    tasks.append(asyncio.create_task(check_out(fan)))
+                    await asyncio.sleep((CHECKOUT_DOWN_SECONDS - 2) / len(fans[40:]))
+                first = await asyncio.gather(*tasks)
+                await asyncio.sleep(max(0.0, CHECKOUT_DOWN_SECONDS - (time.monotonic() - down_at)))
+                await in_thread(pg.start)
+                up_at = time.monotonic()
+
+                statuses = [status for status, *_ in first]
+                assert set(statuses) <= {200, 503}, [t for s, *_, t in first if s not in (200, 503)]
+                assert max(done - began for _, began, done, _ in first) < MAX_WEBHOOK_SECONDS
+                assert 503 in [s for s, began, _, _ in first if began > down_at + 1]
+                facts.update(fans=len(fans), first_200=statuses.count(200),
+                             first_503=statuses.count(503))
+
+                # the refused fans retry, as the app tells them to; the others' answers are
+                # asked for again, as by a fan whose answer was lost
+                orders: dict[str, str] = {}
+                for fan, (status, *_, text) in zip(fans, first, strict=True):
+                    if status == 200:
+                        orders[fan.hold_id] = json.loads(text)["data"]["order_id"]
+                retried = 0
+                while len(orders) < len(fans) or not retried:
+                    for fan in fans:
+                        resp = await api.post(CHECKOUT, json=checkout_body(fan.hold_id),
+                                              headers=fan.headers)
+                        assert resp.status_code in (200, 503), resp.text
+                        if resp.status_code == 200:
+                            order_id = resp.json()["data"]["order_id"]
+                            assert orders.setdefault(fan.hold_id, order_id) == order_id
+                            facts.setdefault("checkout_back_s", round(time.monotonic() - up_at, 1))
+                    retried += 1
+                    assert time.monotonic() - up_at < 30, f"{len(orders)} of {len(fans)} orders"
+                    await asyncio.sleep(0.2)
+                # one order per hold, each with all its lines: nothing half-written
+                assert scalar(engine, "SELECT count(*) FROM orders") == len(fans)
+                for fan in fans:
+                    assert len(order_lines(engine, orders[fan.hold_id])) == fan.quantity, fan
+
+                paid = await asyncio.gather(*(confirm(api, orders[f.hold_id], headers=f.headers)
+                                              for f in fans))
+                assert [r.status_code for r in paid] == [200] * len(fans), \
+                    [r.text for r in paid if r.status_code != 200][:3]
+            for fan in fans:
+                tickets = one_set_of_tickets(engine, orders[fan.hold_id], fan.quantity)
+                assert tuple(seat_indices(tickets)) == fan.seats, (fan, tickets)
+            for section in RESERVED:
+                assert_block_matches_ledger(redis_client, engine, section)
+            await in_thread(assert_reconcile_clean, settings)
+        finally:
+            engine.dispose()
+            summary("postgres down mid-checkout", **facts,
                     total_s=round(time.monotonic() - started, 1))
 
 
@@ -361,6 +474,7 @@ async def test_queue_redis_restarted_loses_no_order(
                                                                                purchases))
         assert_each_paid_order_completed_once(ledger_engine, redis_client, rq, purchases)
         await in_thread(assert_every_confirmation_sent, ledger_engine, purchases)
+        await in_thread(assert_reconcile_clean, settings)
     finally:
         if pool is not None:
             pool.stop()
