@@ -24,7 +24,7 @@ from amphi.outages import Outage
 from amphi.payments import gateway
 from amphi.settings import Settings
 from amphi.signing import load_signer
-from api import admin, holds, ops, payments, scan, tickets, venues
+from api import admin, holds, openapi, ops, payments, scan, tickets, venues
 from api.errors import HANDLERS
 from api.forwarded import ForwardedHeaders, TrustedProxies
 from api.middleware import RequestContext
@@ -116,6 +116,7 @@ def create_app(settings: Settings | None = None, *,
             *payments.routes,
             *tickets.routes,
             *scan.routes,
+            *openapi.routes,
         ],
         middleware=[
             Middleware(ForwardedHeaders, trusted=TrustedProxies(settings.forwarded_allow_ips)),

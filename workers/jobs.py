@@ -12,6 +12,15 @@ from services.queueing import DEFAULT, PaymentArgs, event_ref, finalize_deps, pa
 from workers import context, email
 
 
+class OrdersNotFinalised(RuntimeError):
+    """Some orders of a batch could not be finalised (each with its exception); RQ retries
+    the batch."""
+
+    def __init__(self, failed: dict[str, Exception], total: int) -> None:
+        super().__init__(f"{len(failed)} of {total} orders not finalised: {failed}")
+        self.failed = failed
+
+
 def deps() -> finalize.Deps:
     return finalize_deps(redis=context.hold_redis(), sessions=context.sessions(),
                          payments=context.payments(), queue=context.queue(DEFAULT),
@@ -26,7 +35,7 @@ def finalize_payments(payments: Sequence[PaymentArgs]) -> dict[str, str]:
     failed = {str(k): v for k, v in outcomes.items()
               if isinstance(v, Exception) and not isinstance(v, errors.OrderNotFound)}
     if failed:
-        raise RuntimeError(f"{len(failed)} of {len(outcomes)} orders not finalised: {failed}")
+        raise OrdersNotFinalised(failed, len(outcomes))
     return {str(k): str(v) for k, v in outcomes.items()}
 
 

@@ -15,16 +15,29 @@ from redis import exceptions as redis_errors
 from rq import Queue, SimpleWorker
 from rq.cron import CronScheduler
 from rq.job import Job
+from rq.job_lifecycle import call_exception_handlers
 from rq.worker_pool import ForkProcess, WorkerPool
 from rq.worker_pool import run_worker as rq_run_worker
+from sqlalchemy.exc import OperationalError
 
 from amphi import logs
 from amphi.settings import Settings
 from engine.transport.connection import queue_client
 from services.queueing import DEFAULT, EMAIL, MAINTENANCE, QUEUES
+from workers.jobs import OrdersNotFinalised
 from workers.sweep import expire_abandoned_orders, restore_lost_blocks, sweep_expired_holds
 
 log = logging.getLogger(__name__)
+
+# A job that failed on one of these met an outage, not a bug: RQ retries it.
+UNREACHABLE = (OperationalError, redis_errors.ConnectionError, redis_errors.TimeoutError)
+
+
+def met_an_outage(exc: BaseException | None) -> bool:
+    """`exc` says only that PostgreSQL or Redis did not answer (for a batch: each order)."""
+    if isinstance(exc, OrdersNotFinalised):
+        return all(isinstance(e, UNREACHABLE) for e in exc.failed.values())
+    return isinstance(exc, UNREACHABLE)
 
 
 def run_cron(settings: Settings) -> None:
@@ -89,6 +102,19 @@ class AmphiWorker(SimpleWorker):
         if not job.timeout or job.timeout < 0:
             return super().get_heartbeat_ttl(job, working_time)
         return int(job.timeout) + HEARTBEAT_MARGIN_SECONDS
+
+    def handle_exception(self, job: Job, *exc_info: Any) -> None:
+        """RQ logs every failed job with its traceback. While PostgreSQL or Redis is away
+        every job fails alike, and that is an outage, not a bug: a warning line without the
+        traceback (identical ones held back by logs.RepeatLimit), and RQ's retry as usual."""
+        exc = exc_info[1]
+        if not met_an_outage(exc):
+            super().handle_exception(job, *exc_info)
+            return
+        log.warning("job failed: a dependency is unreachable; it will be retried",
+                    extra={"job_id": job.id, "queue": job.origin,
+                           "error": f"{type(exc).__name__}: {exc}".splitlines()[0][:200]})
+        call_exception_handlers(self._exc_handlers, job, *exc_info)
 
     def subscribe(self) -> None:
         """RQ's, with a 1 s poll: its thread waits up to `sleep_time` for a command (RQ uses
