@@ -10,11 +10,14 @@ import subprocess
 import sys
 import time
 from datetime import date
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from amphi import logs
 from amphi.settings import Settings, SettingsError
 from amphi.venue_time import next_festival_dates, show_day_over
+
+if TYPE_CHECKING:
+    from services.reconcile import Sources
 
 log = logging.getLogger("amphi")
 
@@ -49,18 +52,37 @@ def _event_dates(settings: Settings, raw: list[str] | None) -> list[date]:
     return days
 
 
-def cmd_setup_venue(settings: Settings, args: argparse.Namespace) -> int:
-    from engine.transport.connection import sync_client
+def _ledger_sources(settings: Settings) -> Sources:
+    """What reconcile and the venue's setup read and repair: Redis, the ledger, the
+    payments, the queue, the signing key (services.reconcile.Sources)."""
+    from rq import Queue
+
+    from amphi.payments import gateway
+    from amphi.signing import load_signer
+    from engine import scripts
+    from engine.transport.connection import queue_client, sync_client
     from ledger.db import session_factory, sync_engine
+    from services import queueing, reconcile
+
+    hold_redis = sync_client(settings.redis_url)
+    scripts.load_all(hold_redis)
+    return reconcile.sources(
+        hold_redis, session_factory(sync_engine(settings.database_url)), gateway(settings),
+        Queue(queueing.DEFAULT, connection=queue_client(settings.rq_url)),
+        load_signer(settings.ticket_signing_key, settings.ticket_signing_key_file),
+    )
+
+
+def cmd_setup_venue(settings: Settings, args: argparse.Namespace) -> int:
     from services.venue import set_up_venue
 
     days = _event_dates(settings, args.event_dates)
-    engine, client = sync_engine(settings.database_url), sync_client(settings.redis_url)
+    src = _ledger_sources(settings)
     try:
-        done = set_up_venue(session_factory(engine), client, days)
+        done = set_up_venue(src, days)
     finally:
-        engine.dispose()
-        client.close()
+        src.sessions.kw["bind"].dispose()
+        src.redis.close()
     report = done.ledger
     print(
         f"venue {'created' if report.venue_created else 'present'}; "
@@ -158,24 +180,12 @@ def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
     """Exit 0: Redis, ledger and Stripe agree (or --fix made them agree); 1: drift left."""
     from datetime import timedelta
 
-    from rq import Queue
     from tqdm import tqdm
 
-    from amphi.payments import gateway
-    from amphi.signing import load_signer
-    from engine import scripts
-    from engine.transport.connection import queue_client, sync_client
-    from ledger.db import session_factory, sync_engine
     from runtime.reconcile_report import format_report
-    from services import queueing, reconcile
+    from services import reconcile
 
-    hold_redis = sync_client(settings.redis_url)
-    scripts.load_all(hold_redis)
-    src = reconcile.sources(
-        hold_redis, session_factory(sync_engine(settings.database_url)), gateway(settings),
-        Queue(queueing.DEFAULT, connection=queue_client(settings.rq_url)),
-        load_signer(settings.ticket_signing_key, settings.ticket_signing_key_file),
-    )
+    src = _ledger_sources(settings)
     stale = (args.stale_after if args.stale_after is not None
              else max(60, 3 * settings.sweep_interval_seconds))
     dates = {_parse_date(d) for d in args.event_dates} if args.event_dates else None

@@ -14,6 +14,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+from amphi.block_spec import BlockSpec
 from engine import blocks
 from ledger.inventory import block_specs
 from services.reconcile import Sources, check_block
@@ -30,6 +31,13 @@ class Restored:
     seconds: float
 
 
+def rebuild_block(src: Sources, spec: BlockSpec) -> bool:
+    """Build a block Redis does not have from the ledger, as reconcile --fix does: its
+    ticketed seats sold, paid sales being finalised kept. False if it could not be."""
+    result = check_block(src, spec, fix=True, stale_after_ms=STALE_AFTER_MS)
+    return result.rebuilt is not None and not result.remaining
+
+
 def restore_missing_blocks(src: Sources) -> Restored:
     """Rebuild every block the ledger has and Redis lost. Safe to run twice, and while fans
     hold (each rebuild is one script call); a block that reappeared in the meantime is
@@ -41,13 +49,8 @@ def restore_missing_blocks(src: Sources) -> Restored:
     missing = [spec for spec in specs if spec.block in lost]
     if not missing:
         return Restored(0, 0, 0.0)
-    rebuilt = failed = 0
-    for spec in missing:
-        result = check_block(src, spec, fix=True, stale_after_ms=STALE_AFTER_MS)
-        if result.rebuilt is not None and not result.remaining:
-            rebuilt += 1
-        else:
-            failed += 1
+    rebuilt = sum(rebuild_block(src, spec) for spec in missing)
+    failed = len(missing) - rebuilt
     restored = Restored(rebuilt, failed, round(time.monotonic() - started, 3))
     log.warning("inventory restored from the ledger", extra={
         "blocks": restored.blocks, "failed": restored.failed, "of": len(specs),

@@ -1,8 +1,8 @@
 """api/openapi.yaml describes the app as it is: a valid OpenAPI 3.1 document, one operation
 for each route the app registers (HEAD, which Starlette adds to every GET, is implied), the
 version of pyproject.toml, every domain error code, and input patterns that accept exactly
-what api/inputs.py accepts. Needs neither Redis nor PostgreSQL; also runs as a script:
-`python -m tests.test_openapi_document`."""
+what api/inputs.py accepts. Needs neither Redis nor PostgreSQL;
+tests/api/test_openapi.py serves it and fuzzes a live server against it."""
 
 from __future__ import annotations
 
@@ -120,9 +120,3 @@ def test_patterns_accept_what_the_code_accepts() -> None:
                 lambda v=value: inputs.idempotency_key(_Headers({"idempotency-key": v}))  # type: ignore[arg-type]
             ), repr(value)
 
-
-if __name__ == "__main__":
-    for name, test in list(globals().items()):
-        if name.startswith("test_") and callable(test):
-            test()
-            print("ok", name)
