@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from redis import exceptions as redis_errors
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
@@ -115,6 +116,7 @@ HANDLERS: dict[type[Exception] | int, ExceptionHandler] = {
     HTTPException: http_error,
     redis_errors.RedisError: redis_error,
     OperationalError: database_error,
+    PoolTimeout: database_error,  # every pooled connection busy: as good as down
     ClientDisconnect: client_gone,
     Exception: unexpected_error,
 }

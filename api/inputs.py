@@ -17,14 +17,9 @@ _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _SMALL_INT = re.compile(r"[0-9]{1,6}")
 
 
-async def json_body(request: Request, *, limit: int | None = None) -> dict[str, Any]:
-    """The request's JSON object. Only with Content-Type application/json: a browser sends a
-    text/plain or form body cross-site without asking (no CORS preflight), and a JSON
-    endpoint that took one could be driven by any web page its visitors open."""
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media_type != "application/json":
-        raise errors.UnsupportedMediaType()
-    limit = limit or amphi(request).settings.max_body_bytes
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refused (413) as soon as it is known to exceed `limit` bytes: from its
+    Content-Length, or while it is read."""
     declared = request.headers.get("content-length")
     if declared is not None and (not _SMALL_INT.fullmatch(declared) or int(declared) > limit):
         raise errors.PayloadTooLarge(f"The request body may not exceed {limit} bytes.")
@@ -34,7 +29,17 @@ async def json_body(request: Request, *, limit: int | None = None) -> dict[str, 
         if size > limit:
             raise errors.PayloadTooLarge(f"The request body may not exceed {limit} bytes.")
         chunks.append(chunk)
-    raw = b"".join(chunks)
+    return b"".join(chunks)
+
+
+async def json_body(request: Request, *, limit: int | None = None) -> dict[str, Any]:
+    """The request's JSON object. Only with Content-Type application/json: a browser sends a
+    text/plain or form body cross-site without asking (no CORS preflight), and a JSON
+    endpoint that took one could be driven by any web page its visitors open."""
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json":
+        raise errors.UnsupportedMediaType()
+    raw = await read_body(request, limit or amphi(request).settings.max_body_bytes)
     if not raw.strip():
         raise errors.InvalidRequest("A JSON body is required.")
     try:
@@ -96,7 +101,7 @@ def field_text(body: dict[str, Any], name: str, *, required: bool, limit: int) -
     value = body.get(name)
     if value is None and not required:
         return ""
-    if not isinstance(value, str) or not value.strip() or len(value) > limit:
+    if not isinstance(value, str) or not value.strip() or len(value) > limit or "\x00" in value:
         raise errors.ValidationFailed(f"'{name}' must be text of 1-{limit} characters.",
                                       field=name)
     return value.strip()

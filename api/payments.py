@@ -14,7 +14,7 @@ from starlette.routing import Route
 from amphi import errors, logs
 from api import shapes
 from api.auth import Principal, optional_principal
-from api.inputs import field_uuid, json_body
+from api.inputs import field_uuid, json_body, read_body
 from api.state import amphi
 from ledger.models import Order, OrderStatus
 from ledger.orders import Buyer
@@ -34,13 +34,14 @@ def _buyer(body: dict[str, Any], principal: Principal | None) -> Buyer:
     if not isinstance(billing, dict):
         raise errors.InvalidRequest("'billing_details' must be an object.", field="billing_details")
     email = billing.get("email") or (principal.email if principal else "")
-    if not isinstance(email, str) or "@" not in email or len(email) > 320:
+    # PostgreSQL text cannot hold NUL: refused here rather than failing the INSERT
+    if not isinstance(email, str) or "@" not in email or len(email) > 320 or "\x00" in email:
         raise errors.ValidationFailed("'billing_details.email' must be an email address.",
                                       field="billing_details.email")
     names = []
     for key in ("firstName", "lastName"):
         value = billing.get(key, "")
-        if not isinstance(value, str) or len(value) > 100:
+        if not isinstance(value, str) or len(value) > 100 or "\x00" in value:
             raise errors.ValidationFailed(f"'billing_details.{key}' must be text of at most "
                                           "100 characters.", field=f"billing_details.{key}")
         names.append(value.strip())
@@ -98,31 +99,33 @@ async def stripe_webhook(request: Request) -> JSONResponse:
     secret = services.settings.stripe_webhook_secret
     if not secret:
         raise errors.InvalidRequest("Stripe webhooks are not configured (STRIPE_WEBHOOK_SECRET).")
-    payload = await request.body()
-    if len(payload) > WEBHOOK_MAX_BYTES:
-        raise errors.PayloadTooLarge()
+    payload = await read_body(request, WEBHOOK_MAX_BYTES)
     try:
         event = stripe.Webhook.construct_event(
             payload, request.headers.get("stripe-signature"), secret)
     except (ValueError, stripe.SignatureVerificationError):
         raise errors.InvalidRequest("The Stripe signature is missing or invalid.") from None
-    etype = event["type"]
-    handled = etype == "payment_intent.succeeded" or etype in FAILED_EVENTS
-    intent = event["data"]["object"].to_dict() if handled else None
+    try:  # signed by Stripe's secret, yet not necessarily an event of the expected shape
+        etype = event["type"]
+        handled = etype == "payment_intent.succeeded" or etype in FAILED_EVENTS
+        intent = event["data"]["object"].to_dict() if handled else None
+        intent_id = str(intent["id"]) if intent else ""
+    except (KeyError, TypeError, AttributeError):
+        raise errors.InvalidRequest("The event is not a Stripe event.") from None
     metadata = (intent.get("metadata") or {}) if intent else {}
     if not intent or metadata.get("amphitheater") != "true":
         return shapes.ok({"received": True, "handled": False})
     try:
         order_id = uuid.UUID(str(metadata.get("order_id")))
     except ValueError:  # not one of ours; an error status would only make Stripe retry
-        log.warning("webhook intent names no order", extra={"intent": intent["id"]})
+        log.warning("webhook intent names no order", extra={"intent": intent_id})
         return shapes.ok({"received": True, "handled": False})
     logs.bind(order_id=str(order_id), stripe_event=event["id"])
     ref = finalize.StripeEventRef(event["id"], etype)
     if etype == "payment_intent.succeeded":
-        handled = await services.purchases.payment_succeeded(order_id, intent["id"], ref)
+        handled = await services.purchases.payment_succeeded(order_id, intent_id, ref)
     else:
-        handled = await services.purchases.payment_failed(order_id, intent["id"], ref,
+        handled = await services.purchases.payment_failed(order_id, intent_id, ref,
                                                           FAILED_EVENTS[etype])
     if handled:
         log.info("webhook accepted", extra={"event_type": etype})

@@ -124,16 +124,26 @@ async def bundle(request: Request) -> JSONResponse:
     })
 
 
+# A gate's clock may be off, not by centuries; beyond these, converting a time to the
+# venue's zone would overflow the calendar.
+_EARLIEST_SCAN = datetime(2000, 1, 1, tzinfo=UTC)
+_LATEST_SCAN = datetime(9000, 1, 1, tzinfo=UTC)
+
+
 def _scanned_at(raw: Any, index: int) -> datetime:
+    at: datetime | None = None
     try:
-        at = datetime.fromisoformat(str(raw))
-    except ValueError:
-        at = None
-    if at is None or at.tzinfo is None:
+        parsed = datetime.fromisoformat(str(raw))
+        if parsed.tzinfo is not None:
+            at = parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
+        pass
+    if at is None or not _EARLIEST_SCAN <= at <= _LATEST_SCAN:
         raise errors.ValidationFailed(
-            f"scans[{index}].scanned_at must be an ISO time with a UTC offset.",
+            f"scans[{index}].scanned_at must be an ISO time with a UTC offset, "
+            "between the years 2000 and 9000.",
             field=f"scans[{index}].scanned_at")
-    return at.astimezone(UTC)
+    return at
 
 
 async def sync(request: Request) -> JSONResponse:

@@ -213,6 +213,11 @@ class Purchases:
             log.warning("payment provider unavailable", extra={"error": type(exc).__name__})
             raise errors.ServiceUnavailable(
                 "The payment provider is not answering; please retry.") from exc
+        except stripe.StripeError as exc:  # a refused key or request: ours to fix, not the fan's
+            log.error("payment provider refused the request",
+                      extra={"error": f"{type(exc).__name__}: {exc}"[:300]})
+            raise errors.ServiceUnavailable(
+                "Payments are unavailable at the moment; please retry later.") from exc
         finally:
             self.stripe_slots.release()
 

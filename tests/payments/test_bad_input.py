@@ -104,6 +104,8 @@ async def test_bad_checkouts(open_api, demo_settings: Settings, venue, ledger_en
                  json={"hold_id": live, "billing_details": "me@example.com"}),
             Case("first name too long", 422, "validation_error", json=body(firstName="x" * 101)),
             Case("first name not text", 422, "validation_error", json=body(firstName=7)),
+            Case("NUL in a name", 422, "validation_error", json=body(lastName="Fan\x00")),
+            Case("NUL in the email", 422, "validation_error", json=body(email="a\x00@b.c")),
             Case("oversized body", 413, "payload_too_large",
                  json=body(padding="x" * (demo_settings.max_body_bytes + 1))),
         ]
@@ -173,6 +175,13 @@ async def test_webhooks_refused(open_api, demo_settings: Settings, venue, ledger
                  headers=_signed("not json")),
             Case("oversized", 413, "payload_too_large", content=b" " * 1_048_577,
                  headers=_signed(" " * 1_048_577)),
+            Case("oversized, said up front", 413, "payload_too_large", content=b"{}",
+                 headers={**_signed("{}"), "Content-Length": "2000000"}),
+            Case("signed, not an event", 400, "invalid_request", content=b'{"id": "evt_1"}',
+                 headers=_signed('{"id": "evt_1"}')),
+            Case("signed, data not an object", 400, "invalid_request",
+                 content=(bad := json.dumps({"id": "evt_2", "type": SUCCEEDED, "data": 7})
+                          ).encode(), headers=_signed(bad)),
         ]
         unchanged = Unchanged(ledger_engine, redis_client, queue)
         for case in cases:

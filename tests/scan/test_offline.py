@@ -285,6 +285,12 @@ def _bad_batches(code: str) -> dict[str, dict[str, Any]]:
         "no-code": {"device_id": "d", "scans": [good, {**good, "code": ""}]},
         "admitted-text": {"device_id": "d", "scans": [good, {**good, "admitted": "yes"}]},
         "item-not-object": {"device_id": "d", "scans": [good, code]},
+        "year-one": {"device_id": "d", "scans": [good, {**good,
+                                                        "scanned_at": "0001-01-01T03:00:00Z"}]},
+        "overflows-utc": {"device_id": "d", "scans": [good, {
+            **good, "scanned_at": "9999-12-31T23:59:59-01:00"}]},
+        "nul-code": {"device_id": "d", "scans": [good, {**good, "code": "X\x00"}]},
+        "nul-device": {"device_id": "d\x00", "scans": [good]},
         "no-device": {"scans": [good]},
         "blank-device": {"device_id": " ", "scans": [good]},
     }

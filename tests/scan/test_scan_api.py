@@ -115,6 +115,9 @@ def _bad_bodies(code: str) -> list[tuple[str, dict[str, Any], int]]:
         ("numeric-gate", {"json": {**good, "gate": 1}}, 422),
         ("huge-device", {"json": {**good, "device_id": "d" * 129}}, 422),
         ("numeric-device", {"json": {**good, "device_id": 7}}, 422),
+        # PostgreSQL text cannot hold NUL: refused as input, never a failed INSERT
+        ("nul-code", {"json": {**good, "code": "AMPH-\x00"}}, 422),
+        ("nul-device", {"json": {**good, "device_id": "north\x00"}}, 422),
     ]
 
 
