@@ -148,3 +148,19 @@ class InventoryUnavailable(ServiceUnavailable):
     def __init__(self, message: str | None = None, **details: object) -> None:
         details.setdefault("retry_after_ms", 2000)
         super().__init__(message, **details)
+
+
+# -- the waiting room ---------------------------------------------------------------------
+class AdmissionRequired(Forbidden):
+    """A waiting room is open for the date: holds need the fan's admission token."""
+
+    code = "admission_required"
+    message = ("A waiting room is open for this date: join it (POST /api/queue/join/) and "
+               "send your admission token in X-Admission-Token once admitted.")
+
+
+class QueueNotOpen(DomainError):
+    """No waiting room takes fans for the date now (none, closed, or not yet open)."""
+
+    code = "queue_not_open"
+    message = "There is no waiting room open for this date."

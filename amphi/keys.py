@@ -63,3 +63,58 @@ class BlockKeys:
 def blocks_index() -> str:
     """set of '<date>|<section>' for every block loaded into Redis (the sweeper's work list)"""
     return f"{PREFIX}:blocks"
+
+
+@dataclass(frozen=True, slots=True)
+class RoomKeys:
+    """A waiting room of one event date. Its keys share the hash tag ``{room:<date>}``: each
+    room script touches one slot, on Redis Cluster too."""
+    event_date: date
+
+    @property
+    def tag(self) -> str:
+        return f"{PREFIX}:{{room:{self.event_date.isoformat()}}}"
+
+    @property
+    def config(self) -> str:
+        """hash: state (open, paused, closed), prequeue_ms, on_sale_ms, rate_per_minute,
+        max_active, turn_seconds, epoch (bumped to revoke every token), ranked (1 once the
+        pre-queue has been ordered), carry (admissions the rate allowed but not yet made),
+        last_ms (when admission last advanced), turns_expired (turns that ran out)"""
+        return f"{self.tag}:config"
+
+    @property
+    def places(self) -> str:
+        """hash identity -> 'pre' (in the pre-queue) or their position: one place each"""
+        return f"{self.tag}:places"
+
+    @property
+    def prequeue(self) -> str:
+        """zset identity -> a random score drawn at join: the pre-queue's order at the start"""
+        return f"{self.tag}:prequeue"
+
+    @property
+    def counters(self) -> str:
+        """hash: last (the last position given), admitted (admitted up to this position)"""
+        return f"{self.tag}:counters"
+
+    @property
+    def turns(self) -> str:
+        """zset position -> ms when that admitted fan's turn ends: the active shoppers"""
+        return f"{self.tag}:turns"
+
+    @property
+    def holds(self) -> str:
+        """hash hold_id -> position of the admitted fan who made it, so that the order it
+        becomes ends that fan's turn"""
+        return f"{self.tag}:holds"
+
+    def script_keys(self) -> list[str]:
+        """KEYS of the room scripts (lua/_room.lua)"""
+        return [self.config, self.places, self.prequeue, self.counters, self.turns]
+
+
+def rooms_index() -> str:
+    """hash event date -> state of every waiting room, so each API process learns which
+    dates have one"""
+    return f"{PREFIX}:rooms"

@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import (
@@ -70,6 +70,12 @@ REDIS_ERRORS = Counter("amphi_redis_errors_total", "Requests failed by a Redis e
 DATABASE_ERRORS = Counter("amphi_database_errors_total",
                           "Requests failed because the database was unreachable")
 
+QUEUE_JOINS = Counter("amphi_queue_joins_total", "Fans who joined a waiting room (first time)")
+QUEUE_WAIT_SECONDS = Histogram(
+    "amphi_queue_wait_seconds", "From joining a waiting room to the admission token",
+    buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200),
+)
+
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
@@ -93,6 +99,18 @@ class Totals:
     inventory: list[tuple[str, str, int, int, int]]  # date, section, available, held, sold
     finalize_latency: FinalizeLatency | None = None
     inventory_restores: tuple[int, int] = (0, 0)  # restores, blocks restored
+    rooms: list[RoomTotals] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class RoomTotals:
+    """One waiting room, as Redis has it at the scrape."""
+    event_date: str
+    state: str
+    waiting: int  # joined, not yet admitted
+    admitted: int  # ever
+    active: int  # admitted, turn not ended
+    turns_expired: int  # admitted, turn ran out without an order: abandoned
 
 
 class TotalsCollector(Collector):
@@ -133,6 +151,23 @@ class TotalsCollector(Collector):
         yield CounterMetricFamily(
             "amphi_inventory_blocks_restored", "Seat blocks rebuilt from the ledger after "
             "Redis lost them", value=t.inventory_restores[1])
+        rooms = [("amphi_queue_waiting", "Fans in a waiting room, not yet admitted", "waiting"),
+                 ("amphi_queue_active", "Admitted fans whose turn goes on", "active")]
+        for name, doc, attr in rooms:
+            family = GaugeMetricFamily(name, doc, labels=["date"])
+            for room in t.rooms:
+                family.add_metric([room.event_date], getattr(room, attr))
+            yield family
+        admitted = CounterMetricFamily("amphi_queue_admitted", "Fans admitted from a waiting "
+                                       "room (rate(): admitted per minute)", labels=["date"])
+        expired = CounterMetricFamily("amphi_queue_turns_expired", "Turns that ran out without "
+                                      "an order (over admitted: the abandon rate)",
+                                      labels=["date"])
+        for room in t.rooms:
+            admitted.add_metric([room.event_date], room.admitted)
+            expired.add_metric([room.event_date], room.turns_expired)
+        yield admitted
+        yield expired
 
 
 FINALIZE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)

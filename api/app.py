@@ -24,7 +24,8 @@ from amphi.outages import Outage
 from amphi.payments import gateway
 from amphi.settings import Settings
 from amphi.signing import load_signer
-from api import admin, holds, openapi, ops, payments, scan, tickets, venues
+from amphi.waiting_room import Tokens
+from api import admin, holds, openapi, ops, payments, queue, scan, tickets, venues
 from api.errors import HANDLERS
 from api.forwarded import ForwardedHeaders, TrustedProxies
 from api.middleware import RequestContext
@@ -37,6 +38,7 @@ from ledger.catalog import Catalog, load_catalog
 from ledger.db import async_engine, async_session_factory, session_factory, sync_engine
 from services import finalize, queueing
 from services.checkout import Purchases
+from services.waiting_room import WaitingRoom
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +113,7 @@ def create_app(settings: Settings | None = None, *,
     app = Starlette(
         routes=[  # Starlette tries them in order: the on-sale's hot paths first
             *holds.routes,
+            *queue.routes,
             *venues.routes,
             *ops.routes,
             *payments.routes,
@@ -197,6 +200,8 @@ async def _services(app: Starlette, settings: Settings,
                 enqueue_fail=lambda order_id, event_id, event_type, reason:
                     queueing.enqueue_fail(queue, order_id, event_id, event_type, reason),
                 queue_outage=outages.queue),
+            waiting_room=WaitingRoom(redis, Tokens(settings.jwt_secret),
+                                     pipeline=engine.pipeline),
             outages=outages,
         )
         yield services

@@ -25,6 +25,7 @@ STATUS: dict[type[errors.DomainError], int] = {
     errors.Forbidden: 403,
     errors.NotFound: 404,
     errors.NotOnSale: 409,
+    errors.QueueNotOpen: 409,
     errors.SoldOut: 409,
     errors.NoAdjacentSeats: 409,
     errors.BlockConflict: 409,

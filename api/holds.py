@@ -58,14 +58,18 @@ async def create_hold(request: Request) -> JSONResponse:
     principal = optional_principal(request)
     key = idempotency_key(request)
     section, block, quantity, allow_split = await _selection(request)
-    engine: HoldEngine = amphi(request).holds
+    services = amphi(request)
+    engine: HoldEngine = services.holds
+    client = client_identity(request, principal)
+    admission = await services.waiting_room.admit_hold(
+        block.event_date, client, request.headers.get("x-admission-token"))
     started = time.perf_counter()
     try:
         hold = await engine.create(
             block,
             quantity,
             owner=principal.user_id if principal else "",
-            client=client_identity(request, principal),
+            client=client,
             idempotency_key=key,
             allow_split=allow_split,
         )
@@ -73,6 +77,8 @@ async def create_hold(request: Request) -> JSONResponse:
         metrics.labelled(metrics.HOLDS_REFUSED, refused.code).inc()
         raise
     metrics.HOLD_SECONDS.observe(time.perf_counter() - started)
+    if admission is not None:
+        await services.waiting_room.hold_made(admission, hold.hold_id)
     metrics.labelled(metrics.HOLDS_CREATED, section.section_type).inc()
     logs.conclude("hold created", hold_id=hold.hold_id, section=section.slug,
                   event_date=str(block.event_date), quantity=quantity, seats=hold.seats)

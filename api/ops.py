@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from amphi import errors, metrics
 from api.state import amphi
-from engine import scripts
+from engine import scripts, waiting_room
 from engine.stats import block_stats
 from ledger import stats
 from services import queueing
@@ -111,6 +111,8 @@ async def prometheus(request: Request) -> Response:
         tickets = await stats.tickets_by_kind(session)
         scans = await stats.scans_by_result(session)
     blocks = await block_stats(state.redis)
+    rooms = [(day, await waiting_room.state(state.redis, day))
+             for day in await waiting_room.open_rooms(state.redis)]
     waiting, failed, latency, restores = await run_in_threadpool(_queues, state.queue)
     totals = metrics.Totals(
         orders_by_status=orders,
@@ -123,6 +125,8 @@ async def prometheus(request: Request) -> Response:
         holds_expired=sum(b.expired for b in blocks),
         inventory=[(b.block.event_date.isoformat(), b.block.section, b.counts.available,
                     b.counts.held, b.counts.sold) for b in blocks],
+        rooms=[metrics.RoomTotals(day.isoformat(), r.state, r.waiting, r.admitted, r.active,
+                                  r.turns_expired) for day, r in rooms if r is not None],
     )
     return Response(metrics.render(totals), media_type=metrics.CONTENT_TYPE)
 

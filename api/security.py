@@ -23,7 +23,8 @@ _HTML_CSP = (b"content-security-policy", b"frame-ancestors 'none'")
 _HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 
 # What a browser frontend on another origin may send and read (the public API's headers).
-CORS_REQUEST_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key", "X-Request-Id"]
+CORS_REQUEST_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key", "X-Admission-Token",
+                        "X-Request-Id"]
 CORS_RESPONSE_HEADERS = ["X-Request-Id", "Retry-After", "ETag"]
 
 

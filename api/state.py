@@ -22,6 +22,7 @@ from api.http_cache import Loader
 from engine.holds import HoldEngine
 from ledger.catalog import Catalog
 from services.checkout import Purchases
+from services.waiting_room import WaitingRoom
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,7 @@ class Amphi:
     signer: Signer
     queue: Queue  # finalisation's RQ queue
     purchases: Purchases
+    waiting_room: WaitingRoom
     outages: Outages
 
 

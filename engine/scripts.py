@@ -27,6 +27,8 @@ SCRIPT_NAMES = (
     "release_hold",
     "sell_hold",
     "rebuild_block",
+    "room_join",
+    "room_admit",
 )
 
 

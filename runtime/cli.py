@@ -270,6 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--staff", action="store_true", help="claim is_staff (gate scanning)")
     token.add_argument("--hours", type=float, default=12, help="lifetime")
     token.set_defaults(func=cmd_token)
+
+    from runtime import waiting_room_cli
+    waiting_room_cli.add_parser(sub)
     return parser
 
 

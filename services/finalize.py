@@ -34,7 +34,7 @@ from amphi.geometry import Geometry, SeatLine, seat_lines
 from amphi.keys import BlockKeys
 from amphi.payments import PaymentGateway
 from amphi.signing import Signer
-from engine import sales, scripts
+from engine import sales, scripts, waiting_room
 from ledger.models import Order, OrderStatus, SectionType
 from ledger.orders import OPEN, EventRecord, lock_order, lock_orders, record_stripe_events
 from ledger.tickets import issue_tickets
@@ -166,6 +166,12 @@ def _after_commit(deps: Deps, payments: Sequence[Payment],
         log.info("tickets issued", extra={"order_id": str(order.id),
                                           "hold_id": str(order.hold_id), "mode": sale.mode,
                                           "tickets": order.quantity, "seats": sale.seats})
+    try:  # the fans' turns in a waiting room end with their orders; else they run out
+        waiting_room.end_turns_of_holds(
+            deps.redis, [(order.event_date, str(order.hold_id)) for order, _ in sold])
+    except Exception as exc:
+        log.warning("waiting-room turns not ended; they run out instead",
+                    extra={"error": f"{type(exc).__name__}: {exc}"[:200]})
     done = {order.id for order, _ in sold}
     committed = time.time()
     accepted = {p.order_id: p.accepted_at for p in payments if p.accepted_at}

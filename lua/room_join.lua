@@ -1,0 +1,32 @@
+-- lua/room_join.lua: a fan joins the waiting room of a date, once: joining again returns the
+-- same place. Before the on-sale start they enter the pre-queue with a random score (their
+-- place in it is drawn, not earned by speed); after it, they get the next position.
+--!include _room
+-- ARGV[1] identity  ARGV[2] random score (a uniform draw, from the caller)
+-- Returns {'pre', 0, now}          in the pre-queue; the position comes at the start
+--       | {'pos', position, now}   their position (pre-queue fans too, once ranked)
+--       | {'closed', 0, now}       no open or paused room for that date
+--       | {'early', prequeue_ms, now}  the room does not take fans yet
+local identity = ARGV[1]
+local now = now_ms()
+local cfg = config()
+if not cfg or cfg.state == 'closed' then return {'closed', 0, now} end
+if now < tonumber(cfg.prequeue_ms) then return {'early', tonumber(cfg.prequeue_ms), now} end
+rank_if_started(cfg, now)
+local place = redis.call('HGET', PLACES, identity)
+if place == 'pre' then
+  if cfg.ranked ~= '1' then return {'pre', 0, now} end
+  place = redis.call('ZRANK', PREQUEUE, identity) + 1
+  redis.call('HSET', PLACES, identity, place)
+  return {'pos', place, now}
+elseif place then
+  return {'pos', tonumber(place), now}
+end
+if cfg.ranked ~= '1' then
+  redis.call('ZADD', PREQUEUE, ARGV[2], identity)
+  redis.call('HSET', PLACES, identity, 'pre')
+  return {'pre', 0, now}
+end
+local position = redis.call('HINCRBY', COUNTERS, 'last', 1)
+redis.call('HSET', PLACES, identity, position)
+return {'pos', position, now}

@@ -1,0 +1,111 @@
+"""`amphi queue ...`: the operator opens, paces, pauses, resumes and closes the waiting room
+of an event date (engine/waiting_room.py)."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from amphi import errors
+from amphi.settings import Settings
+from amphi.waiting_room import RoomConfig, iso_ms
+
+DEFAULT_TURN_MINUTES = 15
+
+
+def _when(text: str, tz: str) -> datetime:
+    """ISO 8601; without an offset, in the venue's time zone; 'now' for now."""
+    if text == "now":
+        return datetime.now(ZoneInfo(tz))
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise SystemExit(f"{text!r} is not a time (ISO 8601, e.g. 2027-06-01T10:00-07:00)"
+                         ) from None
+    return at if at.tzinfo else at.replace(tzinfo=ZoneInfo(tz))
+
+
+def cmd_queue(settings: Settings, args: argparse.Namespace) -> int:
+    from engine import waiting_room as rooms
+    from engine.transport.connection import sync_client
+
+    client = sync_client(settings.redis_url)
+    day: date = args.event_date
+    try:
+        if args.action == "open":
+            current = rooms.config_of(client, day)
+            config = _config(settings, args, current)
+            rooms.configure(client, config)
+            print(f"waiting room for {day} {'updated' if current else 'open'}: "
+                  f"pre-queue from {config.prequeue_at.isoformat()}, on sale at "
+                  f"{config.on_sale_at.isoformat()}, {config.rate_per_minute or 'any'} fans "
+                  f"a minute, at most {config.max_active or 'any'} shopping, "
+                  f"turns of {config.turn_seconds // 60} min")
+            return 0
+        if not rooms.exists(client, day):
+            print(f"no waiting room for {day}")
+            return 1
+        if args.action in ("pause", "resume", "close"):
+            state = {"pause": "paused", "resume": "open", "close": "closed"}[args.action]
+            rooms.set_state(client, day, state)
+            print(f"waiting room for {day}: {state}")
+        elif args.action == "revoke":
+            print(f"waiting room for {day}: every admission token void (epoch "
+                  f"{rooms.revoke_all(client, day)})")
+        room = rooms.room_state(client, day)
+        if room is not None:
+            print(f"{day}: {room.state}; on sale at {iso_ms(room.on_sale_ms)}; "
+                  f"{room.prequeue} in the pre-queue, {room.last} placed, {room.admitted} "
+                  f"admitted, {room.waiting} waiting, {room.active} shopping, "
+                  f"{room.turns_expired} turns ran out")
+        return 0
+    except errors.DomainError as exc:
+        print(f"refused: {exc.message}")
+        return 2
+    finally:
+        client.close()
+
+
+def _config(settings: Settings, args: argparse.Namespace,
+            current: RoomConfig | None) -> RoomConfig:
+    """The options given, over the room's current settings (or the defaults of a new room)."""
+    tz = settings.venue_timezone
+    if args.on_sale_at:
+        on_sale = _when(args.on_sale_at, tz)
+    elif current:
+        on_sale = current.on_sale_at
+    else:
+        raise SystemExit("--on-sale-at is needed to open a room")
+    if args.prequeue_at:
+        prequeue = _when(args.prequeue_at, tz)
+    else:
+        prequeue = current.prequeue_at if current else min(datetime.now(on_sale.tzinfo), on_sale)
+    rate = args.rate if args.rate is not None else (current.rate_per_minute if current else 0)
+    cap = (args.max_active if args.max_active is not None
+           else current.max_active if current else 0)
+    turn = (int(args.turn_minutes * 60) if args.turn_minutes is not None
+            else current.turn_seconds if current else DEFAULT_TURN_MINUTES * 60)
+    return RoomConfig(args.event_date, prequeue, on_sale, rate, cap, turn)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    queue = sub.add_parser("queue", help="the waiting room of an event date: open (or change "
+                                         "live), pause, resume, close, revoke, status")
+    queue.add_argument("action", choices=["open", "pause", "resume", "close", "revoke",
+                                          "status"])
+    queue.add_argument("--event-date", type=date.fromisoformat, required=True,
+                       metavar="YYYY-MM-DD")
+    queue.add_argument("--on-sale-at", metavar="TIME",
+                       help="when admission starts (ISO 8601; the venue's zone without an "
+                            "offset; 'now')")
+    queue.add_argument("--prequeue-at", metavar="TIME",
+                       help="when fans may join (default: now); those who join before the "
+                            "on-sale are put in a random order at the start")
+    queue.add_argument("--rate", type=int, metavar="FANS", help="admissions per minute")
+    queue.add_argument("--max-active", type=int, metavar="FANS",
+                       help="at most this many admitted fans shopping at once")
+    queue.add_argument("--turn-minutes", type=float, metavar="MINUTES",
+                       help=f"how long an admitted fan may hold and pay (default: "
+                            f"{DEFAULT_TURN_MINUTES})")
+    queue.set_defaults(func=cmd_queue)
