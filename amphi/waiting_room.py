@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import jwt
 
 from amphi import errors
 
 STATES = ("open", "paused", "closed")
+T = TypeVar("T")
 _TICKET, _ADMISSION = "queue", "admission"
 
 
@@ -121,6 +123,7 @@ class QueueTicket:
     identity: str
     position: int | None  # None: in the pre-queue
     joined_ms: int
+    admitted: bool = False  # the fan has been told they are admitted (counted once)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,14 +144,16 @@ class Tokens:
         self._key = _key(secret)
 
     def ticket(self, t: QueueTicket) -> str:
-        return jwt.encode({"typ": _TICKET, "d": t.event_date.isoformat(), "sub": t.identity,
-                           "p": t.position, "j": t.joined_ms}, self._key, algorithm="HS256")
+        claims = {"typ": _TICKET, "d": t.event_date.isoformat(), "sub": t.identity,
+                  "p": t.position, "j": t.joined_ms}
+        if t.admitted:
+            claims["a"] = 1
+        return jwt.encode(claims, self._key, algorithm="HS256")
 
     def read_ticket(self, text: str) -> QueueTicket:
-        claims = self._decode(text, _TICKET, "This queue ticket is not valid.")
-        position = claims["p"]
-        return QueueTicket(date.fromisoformat(claims["d"]), claims["sub"],
-                           position if isinstance(position, int) else None, int(claims["j"]))
+        return self._decode(text, _TICKET, "This queue ticket is not valid.", lambda c: QueueTicket(
+            date.fromisoformat(c["d"]), str(c["sub"]),
+            c["p"] if isinstance(c["p"], int) else None, int(c["j"]), c.get("a") == 1))
 
     def admission(self, a: Admission) -> str:
         return jwt.encode({"typ": _ADMISSION, "d": a.event_date.isoformat(), "sub": a.identity,
@@ -156,21 +161,21 @@ class Tokens:
                           self._key, algorithm="HS256")
 
     def read_admission(self, text: str) -> Admission:
-        claims = self._decode(text, _ADMISSION,
-                              "This admission token is not valid or has expired.")
-        return Admission(date.fromisoformat(claims["d"]), claims["sub"], int(claims["p"]),
-                         int(claims["e"]), int(claims["exp"]) * 1000)
+        return self._decode(
+            text, _ADMISSION, "This admission token is not valid or has expired.",
+            lambda c: Admission(date.fromisoformat(c["d"]), str(c["sub"]), int(c["p"]),
+                                int(c["e"]), int(c["exp"]) * 1000))
 
-    def _decode(self, text: str, typ: str, refusal: str) -> dict[str, Any]:
+    def _decode(self, text: str, typ: str, refusal: str,
+                build: Callable[[dict[str, Any]], T]) -> T:
         try:
             claims: dict[str, Any] = jwt.decode(text, self._key, algorithms=["HS256"])
             if claims.get("typ") != typ:
                 raise jwt.InvalidTokenError("wrong type")
-            date.fromisoformat(claims["d"])
+            return build(claims)
         except (jwt.InvalidTokenError, KeyError, TypeError, ValueError):
             raise (errors.AdmissionRequired(refusal) if typ == _ADMISSION
                    else errors.ValidationFailed(refusal, field="queue_ticket")) from None
-        return claims
 
 
 def iso_ms(ms: int) -> str:

@@ -23,15 +23,16 @@ def _text(value: Any) -> str:
 
 # -- the API's calls (async) --------------------------------------------------------------------
 async def join(client: scripts.AsyncClient, day: date, identity: str, *,
-               via: AutoPipeline | None = None) -> tuple[str, int, int]:
-    """(outcome, number, now_ms) from lua/room_join.lua: ('pre', 0, _), ('pos', position, _),
-    ('closed', 0, _) or ('early', prequeue_ms, _). `via`: the hold engine's auto-pipeline,
+               via: AutoPipeline | None = None) -> tuple[str, int, int, bool]:
+    """(outcome, number, now_ms, new) from lua/room_join.lua: ('pre', 0, ..), ('pos',
+    position, ..), ('closed', 0, ..) or ('early', prequeue_ms, ..); `new`: this call gave
+    the fan their place. `via`: the hold engine's auto-pipeline,
     so that the joins of a rush share round trips as holds do."""
     score = secrets.randbits(52)  # uniform and exact as a double: the pre-queue's draw
     keys = RoomKeys(day)
     reply = await scripts.arun(client, "room_join", keys.script_keys(), [identity, score],
                                via=via)
-    return _text(reply[0]), int(reply[1]), int(reply[2])
+    return _text(reply[0]), int(reply[1]), int(reply[2]), reply[3] == 1
 
 
 async def state(client: scripts.AsyncClient, day: date) -> RoomState | None:

@@ -13,8 +13,8 @@ end
 local function rank_if_started(cfg, now)
   if cfg.ranked == '1' or now < tonumber(cfg.on_sale_ms) then return end
   redis.call('HSET', COUNTERS, 'last', redis.call('ZCARD', PREQUEUE))
-  redis.call('HSET', CONFIG, 'ranked', '1')
-  cfg.ranked = '1'
+  redis.call('HSET', CONFIG, 'ranked', '1', 'last_ms', cfg.on_sale_ms)  -- admission accrues from the start
+  cfg.ranked, cfg.last_ms = '1', cfg.on_sale_ms
 end
 
 local function config()

@@ -37,6 +37,8 @@ if cfg.state == 'open' and cfg.ranked == '1' then
     carry = carry - allowed
   end
   redis.call('HSET', CONFIG, 'carry', tostring(math.max(0, carry)), 'last_ms', now)
+elseif cfg.ranked == '1' then
+  redis.call('HSET', CONFIG, 'last_ms', now)  -- paused: nothing accrues meanwhile
 end
 return {cfg.state, admitted, last, redis.call('ZCARD', TURNS), tonumber(cfg.epoch), tonumber(cfg.on_sale_ms),
         now, rate, cap, tonumber(cfg.turn_seconds), redis.call('ZCARD', PREQUEUE),

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Generic, TypeVar
 
@@ -112,8 +112,8 @@ class WaitingRoom:
 
     # -- fans --------------------------------------------------------------------------------
     async def join(self, day: date, identity: str) -> Status:
-        outcome, number, now_ms = await rooms.join(self.redis, day, identity,
-                                                   via=self.pipeline)
+        outcome, number, now_ms, new = await rooms.join(self.redis, day, identity,
+                                                        via=self.pipeline)
         if outcome == "closed":
             raise errors.QueueNotOpen()
         if outcome == "early":
@@ -121,9 +121,10 @@ class WaitingRoom:
                 f"The waiting room for this date opens at {iso_ms(number)}.",
                 opens_at=iso_ms(number))
         position = number if outcome == "pos" else None
-        metrics.QUEUE_JOINS.inc()
-        log.info("queue joined", extra={"event_date": day.isoformat(), "identity": identity,
-                                        "position": position})
+        if new:
+            metrics.QUEUE_JOINS.inc()
+            log.info("queue joined", extra={"event_date": day.isoformat(),
+                                            "identity": identity, "position": position})
         ticket = QueueTicket(day, identity, position, now_ms)
         return await self._status(ticket, self.tokens.ticket(ticket))
 
@@ -133,8 +134,8 @@ class WaitingRoom:
             room = await self.state(ticket.event_date)
             if room is not None and room.started and room.state != "closed":
                 # the pre-queue has been drawn: learn this fan's position, once
-                outcome, number, _ = await rooms.join(self.redis, ticket.event_date,
-                                                      ticket.identity)
+                outcome, number, _, _ = await rooms.join(self.redis, ticket.event_date,
+                                                         ticket.identity)
                 if outcome == "pos":
                     ticket = QueueTicket(ticket.event_date, ticket.identity, number,
                                          ticket.joined_ms)
@@ -155,10 +156,13 @@ class WaitingRoom:
             return Status(day, ticket_text, Place("turn_ended", ticket.position, 0, None),
                           room.on_sale_ms)
         admission = Admission(day, ticket.identity, ticket.position, room.epoch, ends)
-        metrics.QUEUE_WAIT_SECONDS.observe(max(0, room.now_ms - ticket.joined_ms) / 1000)
-        log.info("queue admitted", extra={"event_date": day.isoformat(),
-                                          "identity": ticket.identity,
-                                          "position": ticket.position})
+        if not ticket.admitted:  # the first poll that learns it: counted, and noted in
+            # the ticket it gets back, so that later polls are not
+            metrics.QUEUE_WAIT_SECONDS.observe(max(0, room.now_ms - ticket.joined_ms) / 1000)
+            log.info("queue admitted", extra={"event_date": day.isoformat(),
+                                              "identity": ticket.identity,
+                                              "position": ticket.position})
+            ticket_text = self.tokens.ticket(replace(ticket, admitted=True))
         return Status(day, ticket_text, place, room.on_sale_ms,
                       self.tokens.admission(admission), ends)
 
@@ -170,7 +174,10 @@ class WaitingRoom:
         where = {"event_date": day.isoformat(), "join": JOIN_PATH}
         if not token:
             raise errors.AdmissionRequired(**where)
-        admission = self.tokens.read_admission(token)
+        try:
+            admission = self.tokens.read_admission(token)
+        except errors.AdmissionRequired as refused:
+            raise errors.AdmissionRequired(refused.message, **where) from None
         if admission.event_date != day or admission.identity != identity:
             raise errors.AdmissionRequired(
                 "This admission token is for another fan or another date.", **where)

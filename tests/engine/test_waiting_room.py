@@ -43,9 +43,9 @@ async def until_started(start: datetime, client: redis.Redis) -> None:
 
 
 async def join_all(client: aredis.Redis, identities: list[str],
-                   batch: int = 500) -> list[tuple[str, int, int]]:
+                   batch: int = 500) -> list[tuple[str, int, int, bool]]:
     """Each identity joins, in this order (batches concurrent within, in order across)."""
-    results: list[tuple[str, int, int]] = []
+    results: list[tuple[str, int, int, bool]] = []
     for i in range(0, len(identities), batch):
         results += await asyncio.gather(*(rooms.join(client, DAY, who)
                                           for who in identities[i:i + batch]))
@@ -65,14 +65,14 @@ async def test_the_prequeue_is_drawn_at_random_then_first_come_first_served(
     start = open_room(redis_client, starts_in=30, rate=60)
     fans = [f"user:pre-{i}" for i in range(PREQUEUE_FANS)]
     joined = await join_all(aredis_client, fans)
-    assert {outcome for outcome, _, _ in joined} == {"pre"}
+    assert {outcome for outcome, *_ in joined} == {"pre"}
     rooms.configure(redis_client, RoomConfig(  # the operator brings the start forward
         DAY, start - timedelta(seconds=31), redis_now(redis_client), 60, 0, 600))
     await until_started(redis_now(redis_client), redis_client)
 
     placed = await join_all(aredis_client, fans)  # joining again: their drawn place
-    positions = [number for outcome, number, _ in placed]
-    assert {outcome for outcome, _, _ in placed} == {"pos"}
+    positions = [number for _, number, *_ in placed]
+    assert {outcome for outcome, *_ in placed} == {"pos"}
     assert sorted(positions) == list(range(1, PREQUEUE_FANS + 1))
     rho = spearman(list(range(1, PREQUEUE_FANS + 1)), positions)
     print(f"\n[pre-queue draw] {PREQUEUE_FANS} fans, Spearman rho = {rho:+.4f}")
@@ -80,7 +80,7 @@ async def test_the_prequeue_is_drawn_at_random_then_first_come_first_served(
 
     later = [f"user:late-{i}" for i in range(200)]
     after = [await rooms.join(aredis_client, DAY, who) for who in later]  # one at a time
-    assert [n for _, n, _ in after] == list(range(PREQUEUE_FANS + 1, PREQUEUE_FANS + 201))
+    assert [n for _, n, *_ in after] == list(range(PREQUEUE_FANS + 1, PREQUEUE_FANS + 201))
 
 
 async def test_one_place_per_identity_under_concurrent_joins(
@@ -89,7 +89,7 @@ async def test_one_place_per_identity_under_concurrent_joins(
     fans = [f"guest:10.0.0.{i % 20}" for i in range(400)]  # 20 fans, each joining 20 times
     joined = await asyncio.gather(*(rooms.join(aredis_client, DAY, who) for who in fans))
     place: dict[str, int] = {}
-    for who, (outcome, number, _) in zip(fans, joined, strict=True):
+    for who, (outcome, number, *_) in zip(fans, joined, strict=True):
         assert outcome == "pos"
         assert place.setdefault(who, number) == number, who
     assert sorted(place.values()) == list(range(1, 21))
@@ -113,7 +113,7 @@ async def test_a_cap_admits_as_turns_end(redis_client: redis.Redis,
                                          aredis_client: aredis.Redis) -> None:
     open_room(redis_client, starts_in=-1, cap=3, turn=5)
     joined = await join_all(aredis_client, [f"user:{i}" for i in range(6)])
-    holds = [f"hold-{n}" for _, n, _ in joined]
+    holds = [f"hold-{n}" for _, n, *_ in joined]
     room = await rooms.state(aredis_client, DAY)
     assert room is not None and (room.admitted, room.active) == (3, 3)
     # fan 1's order completes: their turn ends and the next fan comes in
@@ -159,7 +159,7 @@ async def test_no_room_and_a_room_not_yet_open(redis_client: redis.Redis,
     now = redis_now(redis_client)
     rooms.configure(redis_client, RoomConfig(DAY, now + timedelta(hours=1),
                                              now + timedelta(hours=2), 60, 0, 600))
-    outcome, opens_ms, _ = await rooms.join(aredis_client, DAY, "user:1")
+    outcome, opens_ms, *_ = await rooms.join(aredis_client, DAY, "user:1")
     assert outcome == "early" and abs(opens_ms / 1000 - (now.timestamp() + 3600)) < 1
     config = rooms.config_of(redis_client, DAY)
     assert config is not None and (config.rate_per_minute, config.turn_seconds) == (60, 600)
