@@ -5,26 +5,23 @@ A **queue ticket** carries a fan's place, fixed once at join: their position, or
 for a fan in the pre-queue (drawn at the on-sale start). Polling with it costs no lookup:
 only "admitted up to", one number per room, moves. An **admission token** is the fan's
 turn: bound to their identity and date, it expires with the turn, and the hold endpoint
-verifies it by its signature. Both are JWTs (HS256, pyjwt) under a key derived from
-JWT_SECRET for this purpose alone, so that neither can pass for the other or for a login.
+verifies it by its signature. Both are signed (HMAC-SHA256, itsdangerous) under a key
+derived from JWT_SECRET for this purpose alone, so that neither can pass for the other or
+for a login (Tokens says why not JWTs).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, TypeVar
+from typing import Any
 
-import jwt
+from itsdangerous import BadSignature, Signer
 
 from amphi import errors
-
-STATES = ("open", "paused", "closed")
-T = TypeVar("T")
-_TICKET, _ADMISSION = "queue", "admission"
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,47 +132,62 @@ class Admission:
     expires_ms: int
 
 
-def _key(secret: str) -> bytes:
-    return hmac.new(secret.encode(), b"amphi waiting room", hashlib.sha256).digest()
-
-
 class Tokens:
+    """Both tokens are the fields joined by '|' (the identity last: it may hold anything),
+    base64url, and an HMAC-SHA256 signature by itsdangerous, salted per kind so that neither
+    passes for the other. Not JWTs: pyjwt took 55 µs to verify a queue ticket, about what the
+    rest of a poll costs, and itsdangerous 6 µs (both measured on the benchmark machine);
+    every poll verifies one. Nothing but this service reads them."""
+
     def __init__(self, secret: str) -> None:
-        self._key = _key(secret)
+        key = hmac.new(secret.encode(), b"amphi waiting room", hashlib.sha256).digest()
+        self._tickets = Signer(key, salt="queue ticket", digest_method=hashlib.sha256)
+        self._admissions = Signer(key, salt="admission token", digest_method=hashlib.sha256)
 
     def ticket(self, t: QueueTicket) -> str:
-        claims = {"typ": _TICKET, "d": t.event_date.isoformat(), "sub": t.identity,
-                  "p": t.position, "j": t.joined_ms}
-        if t.admitted:
-            claims["a"] = 1
-        return jwt.encode(claims, self._key, algorithm="HS256")
+        return _sign(self._tickets, t.event_date.isoformat(),
+                     "" if t.position is None else str(t.position), str(t.joined_ms),
+                     "1" if t.admitted else "0", t.identity)
 
     def read_ticket(self, text: str) -> QueueTicket:
-        return self._decode(text, _TICKET, "This queue ticket is not valid.", lambda c: QueueTicket(
-            date.fromisoformat(c["d"]), str(c["sub"]),
-            c["p"] if isinstance(c["p"], int) else None, int(c["j"]), c.get("a") == 1))
+        try:
+            day, position, joined, admitted, identity = _read(self._tickets, text, 5)
+            return QueueTicket(date.fromisoformat(day), identity,
+                               int(position) if position else None, int(joined),
+                               admitted == "1")
+        except (BadSignature, ValueError):
+            raise errors.ValidationFailed("This queue ticket is not valid.",
+                                          field="queue_ticket") from None
 
     def admission(self, a: Admission) -> str:
-        return jwt.encode({"typ": _ADMISSION, "d": a.event_date.isoformat(), "sub": a.identity,
-                           "p": a.position, "e": a.epoch, "exp": a.expires_ms // 1000},
-                          self._key, algorithm="HS256")
+        return _sign(self._admissions, a.event_date.isoformat(), str(a.position),
+                     str(a.epoch), str(a.expires_ms), a.identity)
 
-    def read_admission(self, text: str) -> Admission:
-        return self._decode(
-            text, _ADMISSION, "This admission token is not valid or has expired.",
-            lambda c: Admission(date.fromisoformat(c["d"]), str(c["sub"]), int(c["p"]),
-                                int(c["e"]), int(c["exp"]) * 1000))
-
-    def _decode(self, text: str, typ: str, refusal: str,
-                build: Callable[[dict[str, Any]], T]) -> T:
+    def read_admission(self, text: str, now_ms: int) -> Admission:
+        """Refused (AdmissionRequired) if forged, altered or expired at `now_ms`."""
         try:
-            claims: dict[str, Any] = jwt.decode(text, self._key, algorithms=["HS256"])
-            if claims.get("typ") != typ:
-                raise jwt.InvalidTokenError("wrong type")
-            return build(claims)
-        except (jwt.InvalidTokenError, KeyError, TypeError, ValueError):
-            raise (errors.AdmissionRequired(refusal) if typ == _ADMISSION
-                   else errors.ValidationFailed(refusal, field="queue_ticket")) from None
+            day, position, epoch, expires, identity = _read(self._admissions, text, 5)
+            admission = Admission(date.fromisoformat(day), identity, int(position),
+                                  int(epoch), int(expires))
+        except (BadSignature, ValueError):
+            admission = None
+        if admission is None or admission.expires_ms <= now_ms:
+            raise errors.AdmissionRequired("This admission token is not valid or has expired.")
+        return admission
+
+
+def _sign(signer: Signer, *fields: str) -> str:
+    payload = base64.urlsafe_b64encode("|".join(fields).encode()).rstrip(b"=")
+    return signer.sign(payload).decode()
+
+
+def _read(signer: Signer, text: str, count: int) -> list[str]:
+    payload = signer.unsign(text.encode())
+    fields = base64.urlsafe_b64decode(payload + b"=" * (-len(payload) % 4)).decode()
+    found = fields.split("|", count - 1)
+    if len(found) != count:
+        raise ValueError("not a token of this kind")
+    return found
 
 
 def iso_ms(ms: int) -> str:

@@ -179,6 +179,7 @@ def run_wrk(url: str, script: str, script_args: list[str], *, connections: int,
         "p90_ms": round(raw["latency_us"]["p90"] / 1000, 2),
         "p99_ms": round(raw["latency_us"]["p99"] / 1000, 2),
         "max_ms": round(raw["latency_us"]["max"] / 1000, 2),
+        "mean_ms": round(raw["latency_us"]["mean"] / 1000, 3),
     }
 
 

@@ -135,7 +135,7 @@ class WaitingRoom:
             if room is not None and room.started and room.state != "closed":
                 # the pre-queue has been drawn: learn this fan's position, once
                 outcome, number, _, _ = await rooms.join(self.redis, ticket.event_date,
-                                                         ticket.identity)
+                                                         ticket.identity, via=self.pipeline)
                 if outcome == "pos":
                     ticket = QueueTicket(ticket.event_date, ticket.identity, number,
                                          ticket.joined_ms)
@@ -175,7 +175,7 @@ class WaitingRoom:
         if not token:
             raise errors.AdmissionRequired(**where)
         try:
-            admission = self.tokens.read_admission(token)
+            admission = self.tokens.read_admission(token, int(time.time() * 1000))
         except errors.AdmissionRequired as refused:
             raise errors.AdmissionRequired(refused.message, **where) from None
         if admission.event_date != day or admission.identity != identity:
