@@ -245,7 +245,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--join-seconds", type=int, default=10)
     p.add_argument("--poll-seconds", type=int, default=15)
     p.add_argument("--connections", type=int, default=100)
-    p.add_argument("--threads", type=int, default=1, help="wrk threads (one: on 2 cores, a second took CPU from the servers)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="wrk threads (one: on 2 cores, a second took CPU from the servers)")
     p.add_argument("--workers", type=int, default=2, help="API processes")
     p.add_argument("--rate", type=int, default=600, help="admissions a minute at the start")
     p.add_argument("--buy-rate", type=int, default=600_000,
