@@ -84,11 +84,22 @@ def _text(value: Any) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Place:
-    """What a fan sees: where they are and what to expect."""
-    state: str  # pre_queue | waiting | admitted | paused | closed
+    """What a fan sees: where they are, what to expect, and when to ask again."""
+    state: str  # pre_queue | waiting | paused | admitted | turn_ended | closed
     position: int | None
     ahead: int | None
     estimated_wait_seconds: int | None
+    poll_after_seconds: int = 30
+
+
+MIN_POLL_SECONDS, MAX_POLL_SECONDS = 2, 30
+
+
+def poll_after(wait_seconds: int) -> int:
+    """A tenth of the wait, from 2 to 30 seconds. A line of 60,000 fans polling every 5 s
+    is 12,000 requests a second; most of them are far back, and a poll that cannot change
+    their news is load for nothing."""
+    return max(MIN_POLL_SECONDS, min(MAX_POLL_SECONDS, wait_seconds // 10))
 
 
 def place_of(position: int | None, room: RoomState) -> Place:
@@ -97,12 +108,17 @@ def place_of(position: int | None, room: RoomState) -> Place:
     if room.state == "closed":
         return Place("closed", position, None, None)
     if position is None:
-        return Place("pre_queue", None, None, until_start)
+        # Their place is drawn at the start; they poll as a fan halfway down the pre-queue
+        # would, so that the whole pre-queue does not poll every 2 s as the start nears
+        # (their first polls after it then spread over their intervals).
+        typical = until_start + wait_seconds(max(1, room.prequeue // 2), room)
+        return Place("pre_queue", None, None, until_start, poll_after(typical))
     if position <= room.admitted:
         return Place("admitted", position, 0, 0)
     ahead = position - room.admitted - 1
     state = "paused" if room.state == "paused" else "waiting"
-    return Place(state, position, ahead, until_start + wait_seconds(ahead + 1, room))
+    wait = until_start + wait_seconds(ahead + 1, room)
+    return Place(state, position, ahead, wait, poll_after(wait))
 
 
 def wait_seconds(turns: int, room: RoomState) -> int:

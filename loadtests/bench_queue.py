@@ -50,11 +50,13 @@ from loadtests.bench_http import (
     BASE,
     _stop,
     amphi,
+    children_cpu,
     free_port,
     machine,
     process,
     run_wrk,
     server_env,
+    session_cpu,
     wait_for_redis,
     wait_http,
 )
@@ -126,7 +128,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     serve = [sys.executable, "-m", "runtime.cli", "serve", "--workers", str(args.workers)]
     api, ceiling = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{ceiling_port}"
     result: dict[str, Any] = {}
-    with process(redis_cmd, env=env, log=work / "redis.log"):
+    with process(redis_cmd, env=env, log=work / "redis.log") as redis_child:
         wait_for_redis(redis_port)
         amphi(env, "migrate")
         amphi(env, "setup-venue", "--event-dates", DAY)
@@ -141,9 +143,23 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                   "--rate", str(args.rate))
             wrk = {"connections": args.connections, "threads": args.threads, "timeout": 2}
 
+            def measured(name: str, server: int, url: str, script: str, script_args: list[str],
+                         seconds: float) -> dict[str, Any]:
+                """wrk's result, with the CPU per request (µs) of the server, Redis, wrk."""
+                sessions = {"server": server, "redis": redis_child.pid}
+                before = {k: session_cpu(v) for k, v in sessions.items()} | {
+                    "wrk": children_cpu()}
+                r = run_wrk(url, script, script_args, seconds=seconds, **wrk)
+                after = {k: session_cpu(v) for k, v in sessions.items()} | {
+                    "wrk": children_cpu()}
+                r["cpu_us"] = {k: round((after[k] - before[k]) / r["requests"] * 1e6, 1)
+                               for k in after}
+                result[name] = r
+                return r
+
             prefix = work / "tickets"
-            result["join"] = run_wrk(f"{api}/api/queue/join/", "join.lua",
-                                     [DAY, str(prefix)], seconds=args.join_seconds, **wrk)
+            measured("join", a.pid, f"{api}/api/queue/join/", "join.lua", [DAY, str(prefix)],
+                     args.join_seconds)
             tickets = [line for f in sorted(work.glob("tickets-*.txt"))
                        for line in f.read_text().split()]
             Path(str(prefix) + ".txt").write_text("\n".join(tickets) + "\n")
@@ -156,20 +172,18 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             first = work / "positioned"
             # wrk waits out its duration even once its threads have stopped: the rate is the
             # connections over the mean latency (Little's law) instead
-            result["first_poll"] = first_poll = run_wrk(
-                api, "first_poll.lua", [str(prefix) + ".txt", str(args.threads), str(first)],
-                seconds=max(5, len(tickets) // 2000), **wrk)
+            first_poll = measured("first_poll", a.pid, api, "first_poll.lua",
+                                  [str(prefix) + ".txt", str(args.threads), str(first)],
+                                  max(5, len(tickets) // 2000))
             first_poll["rps"] = round(args.connections / (first_poll["mean_ms"] / 1000), 1)
             print(f"first polls: {_line(result['first_poll'])}", flush=True)
             paths = work / "polls.txt"
             paths.write_text("".join(f"/api/queue/status/?queue_ticket={t}\n"
                                      for f in sorted(work.glob("positioned-*.txt"))
                                      for t in f.read_text().split()))
-            result["poll"] = run_wrk(api, "get.lua", [str(paths)],
-                                     seconds=args.poll_seconds, **wrk)
+            measured("poll", a.pid, api, "get.lua", [str(paths)], args.poll_seconds)
             print(f"polls: {_line(result['poll'])}", flush=True)
-            result["noop"] = run_wrk(f"{ceiling}/noop", "get.lua", [],
-                                     seconds=args.poll_seconds, **wrk)
+            measured("noop", c.pid, f"{ceiling}/noop", "get.lua", [], args.poll_seconds)
             print(f"no-op ceiling: {_line(result['noop'])}", flush=True)
 
             amphi(env, "queue", "open", "--event-date", DAY, "--rate", str(args.buy_rate))
@@ -192,7 +206,8 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
 def _line(r: dict[str, Any]) -> str:
     return (f"{r['rps']:,.0f}/s, p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, "
-            f"statuses {r['statuses']}, socket errors {r['socket_errors'] or 'none'}")
+            f"statuses {r['statuses']}, socket errors {r['socket_errors'] or 'none'}, "
+            f"CPU µs a request {r.get('cpu_us')}")
 
 
 def targets(result: dict[str, Any]) -> list[dict[str, Any]]:

@@ -1,13 +1,14 @@
 """`amphi queue ...`: the operator opens, paces, pauses, resumes and closes the waiting room
-of an event date (engine/waiting_room.py)."""
+of an event date (engine/waiting_room.py), and plans its pace (amphi/capacity.py)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from amphi import errors
+from amphi import capacity, errors
 from amphi.settings import Settings
 from amphi.waiting_room import RoomConfig, iso_ms
 
@@ -30,6 +31,10 @@ def cmd_queue(settings: Settings, args: argparse.Namespace) -> int:
     from engine import waiting_room as rooms
     from engine.transport.connection import sync_client
 
+    if args.action == "plan":
+        return print_plan(args)
+    if args.event_date is None:
+        raise SystemExit("--event-date is needed")
     client = sync_client(settings.redis_url)
     day: date = args.event_date
     try:
@@ -81,6 +86,10 @@ def _config(settings: Settings, args: argparse.Namespace,
         prequeue = _when(args.prequeue_at, tz)
     else:
         prequeue = current.prequeue_at if current else min(datetime.now(on_sale.tzinfo), on_sale)
+    if current is None and args.rate is None and args.max_active is None:
+        args.rate = capacity.default_rate(capacity.Machine.single(args.cores), args.fans)
+        print(f"admission rate from the capacity model: {args.rate} fans a minute "
+              f"({args.fans} fans, {args.cores} cores; set --rate to choose)")
     rate = args.rate if args.rate is not None else (current.rate_per_minute if current else 0)
     cap = (args.max_active if args.max_active is not None
            else current.max_active if current else 0)
@@ -89,13 +98,28 @@ def _config(settings: Settings, args: argparse.Namespace,
     return RoomConfig(args.event_date, prequeue, on_sale, rate, cap, turn)
 
 
+def print_plan(args: argparse.Namespace) -> int:
+    """What an on-sale of --fans at --rate needs (amphi/capacity.py), and the rate this
+    machine (--cores, everything on it) can carry."""
+    machine = capacity.Machine.single(args.cores)
+    rate = args.rate or capacity.default_rate(machine, args.fans)
+    p = capacity.plan(args.fans, rate)
+    where, load = p.saturates_first(machine)
+    print(f"{args.fans} fans at {rate} a minute: the line drains in "
+          f"{p.drain_minutes:.0f} min; {p.peak_polls_per_second:,} polls/s at the start")
+    print("cores needed at 70 % busy: " + ", ".join(
+        f"{name} {need:.2f}" for name, need in p.needs.items()))
+    print(f"on {args.cores} shared cores: {where} at {load:.0%} of its plan; this machine "
+          f"carries {capacity.default_rate(machine, args.fans)} fans a minute")
+    return 0
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     queue = sub.add_parser("queue", help="the waiting room of an event date: open (or change "
                                          "live), pause, resume, close, revoke, status")
     queue.add_argument("action", choices=["open", "pause", "resume", "close", "revoke",
-                                          "status"])
-    queue.add_argument("--event-date", type=date.fromisoformat, required=True,
-                       metavar="YYYY-MM-DD")
+                                          "status", "plan"])
+    queue.add_argument("--event-date", type=date.fromisoformat, metavar="YYYY-MM-DD")
     queue.add_argument("--on-sale-at", metavar="TIME",
                        help="when admission starts (ISO 8601; the venue's zone without an "
                             "offset; 'now')")
@@ -108,4 +132,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     queue.add_argument("--turn-minutes", type=float, metavar="MINUTES",
                        help=f"how long an admitted fan may hold and pay (default: "
                             f"{DEFAULT_TURN_MINUTES})")
+    queue.add_argument("--fans", type=int, default=60_000,
+                       help="expected fans (plan, and open's default rate)")
+    queue.add_argument("--cores", type=int, default=os.cpu_count() or 1,
+                       help="cores of the machine that runs everything (plan, and open's "
+                            "default rate; default: this one's)")
     queue.set_defaults(func=cmd_queue)

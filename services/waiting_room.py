@@ -83,6 +83,7 @@ class Status:
             "ahead": self.place.ahead,
             "estimated_wait_seconds": self.place.estimated_wait_seconds,
             "on_sale_at": iso_ms(self.on_sale_ms),
+            "poll_after_seconds": self.place.poll_after_seconds,
         }
         if self.admission_token:
             body["admission_token"] = self.admission_token

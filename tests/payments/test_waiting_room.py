@@ -66,6 +66,7 @@ async def test_a_fan_joins_waits_is_admitted_holds_and_buys(
         early = await join(api, fan)
         assert (early["state"], early["position"], early["ahead"]) == ("pre_queue", None, None)
         assert 0 <= early["estimated_wait_seconds"] <= 2 and early["on_sale_at"].endswith("Z")
+        assert early["poll_after_seconds"] == 2  # the start is near: poll often
         assert (await join(api, fan))["state"] == "pre_queue"  # the same place
 
         refused = assert_error(await hold_with(api, lawn, fan, None), 403, "admission_required")
@@ -102,6 +103,8 @@ async def test_a_restart_of_the_api_loses_no_place(
     assert [s["position"] for s in before] == [1, 2, 3]
     assert [s["state"] for s in before] == ["admitted", "waiting", "waiting"]
     assert [s["ahead"] for s in before] == [0, 0, 1]
+    # a cap of 1 and 10-minute turns: fan 3 waits 2 turns (20 min), and polls every 30 s
+    assert [s["poll_after_seconds"] for s in before] == [30, 30, 30]
     async with open_api(demo_settings) as api:  # a new process
         for fan, seen in zip(fans, before, strict=True):
             status = data(await api.get(STATUS, params={"queue_ticket": seen["queue_ticket"]}))
