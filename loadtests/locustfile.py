@@ -8,6 +8,10 @@ Fans:
 - Buyer: holds seats, checks out, pays through the demo confirm, then browses again.
 - Abandoner: holds seats, looks at the hold, and walks away (the hold expires).
 - Releaser: holds seats and releases them (changed their mind).
+- QueuedBuyer, only with SPIKE_ROOM_DATE (`spike.py --room`, which opens the waiting room of
+  that date): joins the room, polls its place until admitted, then holds with its admission
+  token, checks out and pays. It takes the place of Buyer, Abandoner and Releaser (a hold
+  without a token would be refused), and every fan targets that date.
 Shape (`SpikeShape`): nobody, then a ramp to SPIKE_PEAK fans within SPIKE_RAMP_SECONDS (the
 minute tickets go on sale), a plateau, then a tail as the sale sells out.
 
@@ -22,6 +26,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import gevent
 import jwt
 from locust import FastHttpUser, LoadTestShape, between, events, task
 
@@ -32,6 +37,11 @@ QUANTITIES = (1, 2, 2, 2, 3, 4, 4, 6)  # what fans ask for, roughly
 
 # Venue, sections and dates, read once per Locust process at the start.
 CATALOG: dict[str, Any] = {}
+
+# SPIKE_ROOM_DATE=YYYY-MM-DD (spike.py --room): a waiting room is open for that date, every fan
+# targets it, and the fans who hold go through the room (QueuedBuyer) instead of holding
+# directly (Buyer, Abandoner, Releaser); the pollers stay. Unset: QueuedBuyer is left out.
+ROOM_DATE = os.environ.get("SPIKE_ROOM_DATE", "")
 
 
 def _env_int(name: str, default: int) -> int:
@@ -48,7 +58,7 @@ def load_catalog(environment: Any, **_: Any) -> None:
 
     venue = data("/venues/")[0]
     CATALOG["venue_id"] = venue["id"]
-    CATALOG["dates"] = [d["date"] for d in data("/event-dates/")]
+    CATALOG["dates"] = [ROOM_DATE] if ROOM_DATE else [d["date"] for d in data("/event-dates/")]
     sections = data(f"/venues/{venue['id']}/sections/", date=CATALOG["dates"][0])
     CATALOG["sections"] = [s["id"] for s in sections]
 
@@ -74,12 +84,17 @@ class Fan(FastHttpUser):
         self.client.get(f"{API}/venues/{CATALOG['venue_id']}/sections/",
                         params={"event_date": self.date}, name="sections", headers=self.auth)
 
-    def hold(self) -> str | None:
-        """Try for seats; a sold-out or rate-limited answer is a normal outcome."""
+    def hold(self, admission_token: str | None = None) -> str | None:
+        """Try for seats; a sold-out or rate-limited answer is a normal outcome. A fan the
+        waiting room admitted sends its admission token; a 403 (admission_required) is a
+        failure like any other error."""
         body = {"section_id": random.choice(CATALOG["sections"]), "event_date": self.date,
                 "quantity": random.choice(QUANTITIES)}
+        headers = self.auth
+        if admission_token is not None:
+            headers = {**self.auth, "X-Admission-Token": admission_token}
         with self.client.post(f"{API}/holds/create/", json=body, name="hold",
-                              headers=self.auth, catch_response=True) as resp:
+                              headers=headers, catch_response=True) as resp:
             if resp.status_code == 201:
                 resp.success()
                 return resp.json()["data"]["hold_id"]
@@ -88,6 +103,18 @@ class Fan(FastHttpUser):
                 return None
             resp.failure(f"hold: {resp.status_code} {resp.text[:200]}")
             return None
+
+    def purchase(self, hold_id: str) -> None:
+        """Check the hold out and pay through the demo confirm."""
+        order = self.client.post("/api/payments/amphitheater/checkout/", name="checkout",
+                                 headers=self.auth,
+                                 json={"hold_id": hold_id, "billing_details": {
+                                     "email": f"{self.user_id}@example.com",
+                                     "firstName": "Load", "lastName": "Test"}})
+        if order.status_code != 200:
+            return
+        self.client.post("/api/payments/amphitheater/confirm/", name="confirm",
+                         headers=self.auth, json={"order_id": order.json()["data"]["order_id"]})
 
 
 class Poller(Fan):
@@ -110,6 +137,7 @@ PURCHASE = os.environ.get("SPIKE_PURCHASE", "1") != "0"
 
 class Buyer(Fan):
     weight = 2
+    abstract = bool(ROOM_DATE)
 
     @task
     def buy(self) -> None:
@@ -117,19 +145,12 @@ class Buyer(Fan):
         hold_id = self.hold()
         if hold_id is None or not PURCHASE:
             return
-        order = self.client.post("/api/payments/amphitheater/checkout/", name="checkout",
-                                 headers=self.auth,
-                                 json={"hold_id": hold_id, "billing_details": {
-                                     "email": f"{self.user_id}@example.com",
-                                     "firstName": "Load", "lastName": "Test"}})
-        if order.status_code != 200:
-            return
-        self.client.post("/api/payments/amphitheater/confirm/", name="confirm",
-                         headers=self.auth, json={"order_id": order.json()["data"]["order_id"]})
+        self.purchase(hold_id)
 
 
 class Abandoner(Fan):
     weight = 1
+    abstract = bool(ROOM_DATE)
 
     @task
     def hold_and_leave(self) -> None:
@@ -140,6 +161,7 @@ class Abandoner(Fan):
 
 class Releaser(Fan):
     weight = 1
+    abstract = bool(ROOM_DATE)
 
     @task
     def hold_and_release(self) -> None:
@@ -147,6 +169,59 @@ class Releaser(Fan):
         if hold_id:
             self.client.post(f"{API}/holds/{hold_id}/release/", name="release",
                              headers=self.auth)
+
+
+QUEUE_WAITING = ("pre_queue", "waiting", "paused")  # states in which a fan polls on
+
+
+def poll_interval(estimated_wait_seconds: int | None) -> float:
+    """Seconds to the next poll of the room: every 5 s, sooner when the estimated wait is
+    shorter, never more often than once a second."""
+    if estimated_wait_seconds is None:
+        return 5.0
+    return float(min(5, max(1, estimated_wait_seconds)))
+
+
+class QueuedBuyer(Fan):
+    """Through the waiting room of SPIKE_ROOM_DATE: joins, polls its place with the latest
+    queue ticket until admitted, holds with its admission token, checks out and pays. Its
+    turn is then over, so it starts over as a new fan (a new identity) and joins again; so
+    does a fan whose hold was refused (409/429) or whose join or poll failed."""
+
+    weight = 4  # the share of Buyer, Abandoner and Releaser, whose place it takes
+    abstract = not ROOM_DATE
+
+    @task
+    def queue_and_buy(self) -> None:
+        place = self.queue_place(None)
+        while place is not None and place["state"] in QUEUE_WAITING:
+            gevent.sleep(poll_interval(place["estimated_wait_seconds"]))
+            place = self.queue_place(place["queue_ticket"])
+        if place is not None:  # admitted
+            self.poll()
+            hold_id = self.hold(place["admission_token"])
+            if hold_id is not None and PURCHASE:
+                self.purchase(hold_id)
+        self.on_start()  # a new fan for the next journey
+
+    def queue_place(self, queue_ticket: str | None) -> dict[str, Any] | None:
+        """Join the room (no ticket yet) or poll it; the fan's place while it waits or once
+        admitted, None (a failure) on an error or any other state (turn ended, closed)."""
+        if queue_ticket is None:
+            call = self.client.post("/api/queue/join/", json={"event_date": self.date},
+                                    name="queue join", headers=self.auth, catch_response=True)
+        else:
+            call = self.client.get("/api/queue/status/", params={"queue_ticket": queue_ticket},
+                                   name="queue status", headers=self.auth, catch_response=True)
+        with call as resp:
+            if resp.status_code != 200:
+                resp.failure(f"queue: {resp.status_code} {resp.text[:200]}")
+                return None
+            place: dict[str, Any] = resp.json()["data"]
+            if place["state"] not in (*QUEUE_WAITING, "admitted"):
+                resp.failure(f"queue: {place['state']} before the fan held")
+                return None
+            return place
 
 
 class SpikeShape(LoadTestShape):
