@@ -174,14 +174,6 @@ class Releaser(Fan):
 QUEUE_WAITING = ("pre_queue", "waiting", "paused")  # states in which a fan polls on
 
 
-def poll_interval(estimated_wait_seconds: int | None) -> float:
-    """Seconds to the next poll of the room: every 5 s, sooner when the estimated wait is
-    shorter, never more often than once a second."""
-    if estimated_wait_seconds is None:
-        return 5.0
-    return float(min(5, max(1, estimated_wait_seconds)))
-
-
 class QueuedBuyer(Fan):
     """Through the waiting room of SPIKE_ROOM_DATE: joins, polls its place with the latest
     queue ticket until admitted, holds with its admission token, checks out and pays. Its
@@ -195,7 +187,7 @@ class QueuedBuyer(Fan):
     def queue_and_buy(self) -> None:
         place = self.queue_place(None)
         while place is not None and place["state"] in QUEUE_WAITING:
-            gevent.sleep(poll_interval(place["estimated_wait_seconds"]))
+            gevent.sleep(place["poll_after_seconds"])  # as the API says
             place = self.queue_place(place["queue_ticket"])
         if place is not None:  # admitted
             self.poll()
