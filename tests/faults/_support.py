@@ -37,6 +37,8 @@ from rq.worker import Worker
 from sqlalchemy import Connection, Engine, text
 
 from amphi.settings import Settings
+from ledger.db import sync_engine
+from ledger.migrate import upgrade
 from runtime.devservices import redis_server_binary
 from services import queueing
 from tests._servers import amphi_env, free_port
@@ -173,6 +175,21 @@ def private_postgres() -> Iterator[PrivatePostgres]:
 
 
 # -- the queue's Redis, restartable -------------------------------------------------------------
+@contextlib.contextmanager
+def drill_ledger() -> Iterator[tuple[PrivatePostgres, str, Engine]]:
+    """A private PostgreSQL with a migrated database: the server (to stop and start), the
+    database's URL, and an engine on it."""
+    with private_postgres() as pg:
+        pg.create_database("amphi_drill")
+        url = pg.url("amphi_drill")
+        upgrade(url)
+        engine = sync_engine(url)
+        try:
+            yield pg, url, engine
+        finally:
+            engine.dispose()
+
+
 def redis_server_missing() -> str | None:
     try:
         redis_server_binary()

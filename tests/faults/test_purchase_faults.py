@@ -47,8 +47,6 @@ from rq.job import Job
 from sqlalchemy import Engine
 
 from amphi.settings import Settings
-from ledger.db import sync_engine
-from ledger.migrate import upgrade
 from services import queueing
 from tests.api._support import build_venue, running_api
 from tests.faults._support import (
@@ -66,10 +64,10 @@ from tests.faults._support import (
     buy_many,
     completed_count,
     deliver_timed,
+    drill_ledger,
     find_held_job,
     hold_many,
     postgres_missing,
-    private_postgres,
     redeliver_until_accepted,
     redis_server_missing,
     retried_jobs,
@@ -271,11 +269,7 @@ async def test_postgres_down_for_20s_loses_no_order(
     if why := postgres_missing():
         pytest.skip(f"no private PostgreSQL: {why}")
     started, facts = time.monotonic(), dict[str, object]()
-    with private_postgres() as pg:
-        pg.create_database("amphi_drill")
-        url = pg.url("amphi_drill")
-        await in_thread(upgrade, url)
-        engine = sync_engine(url)
+    with drill_ledger() as (pg, url, engine):
         settings = webhook_settings(demo_settings, database_url=url)
         pool = WorkerPool(settings, tmp_path / "worker.log")
         try:
@@ -315,7 +309,6 @@ async def test_postgres_down_for_20s_loses_no_order(
             assert not retried or "job failed: a dependency is unreachable" in log, log[-3000:]
         finally:
             pool.stop()
-            engine.dispose()
             summary("postgres down", **facts, leftovers=pool.leftovers,
                     total_s=round(time.monotonic() - started, 1))
 
@@ -336,11 +329,7 @@ async def test_postgres_down_mid_checkout_writes_nothing_half(
     if why := postgres_missing():
         pytest.skip(f"no private PostgreSQL: {why}")
     started, facts = time.monotonic(), dict[str, object]()
-    with private_postgres() as pg:
-        pg.create_database("amphi_drill")
-        url = pg.url("amphi_drill")
-        await in_thread(upgrade, url)
-        engine = sync_engine(url)
+    with drill_ledger() as (pg, url, engine):
         settings = demo_settings.replace(database_url=url)
         try:
             venue = build_venue(engine, redis_client)
@@ -410,7 +399,6 @@ async def test_postgres_down_mid_checkout_writes_nothing_half(
                 assert_block_matches_ledger(redis_client, engine, section)
             await in_thread(assert_reconcile_clean, settings)
         finally:
-            engine.dispose()
             summary("postgres down mid-checkout", **facts,
                     total_s=round(time.monotonic() - started, 1))
 
