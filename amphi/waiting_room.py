@@ -122,11 +122,13 @@ def place_of(position: int | None, room: RoomState) -> Place:
 
 
 def wait_seconds(turns: int, room: RoomState) -> int:
-    """How long `turns` more admissions take at the room's pace: the rate, or with only a
-    cap, one turn's length for every `max_active` fans (turns that end early make it less)."""
-    if room.rate_per_minute:
-        return -(-turns * 60 // room.rate_per_minute)
-    return -(-turns // max(1, room.max_active)) * room.turn_seconds
+    """How long `turns` more admissions take at the room's pace: the rate; or, when the cap
+    on active shoppers is what holds admission back (no rate, or every slot taken), one
+    turn's length for every `max_active` fans (turns that end early make it less)."""
+    by_rate = -(-turns * 60 // room.rate_per_minute) if room.rate_per_minute else 0
+    if room.max_active and (not room.rate_per_minute or room.active >= room.max_active):
+        return max(by_rate, -(-turns // room.max_active) * room.turn_seconds)
+    return by_rate
 
 
 # -- tokens -------------------------------------------------------------------------------------
