@@ -58,6 +58,12 @@ def cmd_queue(settings: Settings, args: argparse.Namespace) -> int:
         elif args.action == "revoke":
             print(f"waiting room for {day}: every admission token void (epoch "
                   f"{rooms.revoke_all(client, day)})")
+        elif args.action == "end-turn":
+            if args.position is None:
+                raise SystemExit("--position is needed")
+            ended = rooms.end_turn(client, day, args.position)
+            print(f"waiting room for {day}: the turn of position {args.position} "
+                  f"{'ended; its admission token no longer works' if ended else 'was not running'}")
         room = rooms.room_state(client, day)
         if room is not None:
             print(f"{day}: {room.state}; on sale at {iso_ms(room.on_sale_ms)}; "
@@ -118,7 +124,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     queue = sub.add_parser("queue", help="the waiting room of an event date: open (or change "
                                          "live), pause, resume, close, revoke, status")
     queue.add_argument("action", choices=["open", "pause", "resume", "close", "revoke",
-                                          "status", "plan"])
+                                          "end-turn", "status", "plan"])
     queue.add_argument("--event-date", type=date.fromisoformat, metavar="YYYY-MM-DD")
     queue.add_argument("--on-sale-at", metavar="TIME",
                        help="when admission starts (ISO 8601; the venue's zone without an "
@@ -132,6 +138,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     queue.add_argument("--turn-minutes", type=float, metavar="MINUTES",
                        help=f"how long an admitted fan may hold and pay (default: "
                             f"{DEFAULT_TURN_MINUTES})")
+    queue.add_argument("--position", type=int, metavar="N",
+                       help="end-turn: the admitted fan whose turn to end (abuse)")
     queue.add_argument("--fans", type=int, default=60_000,
                        help="expected fans (plan, and open's default rate)")
     queue.add_argument("--cores", type=int, default=os.cpu_count() or 1,
