@@ -52,8 +52,8 @@ def test_an_operator_runs_a_room(settings: Settings, redis_client: redis.Redis) 
     room = rooms.room_state(redis_client, day)
     assert room is not None and room.state == "paused"
     assert queue(settings, "resume", "--event-date", DAY)[0] == 0
-    assert queue(settings, "end-turn", "--event-date", DAY, "--position", "7")[1].endswith(
-        "was not running\n")
+    assert "the turn of position 7 was not running" in queue(
+        settings, "end-turn", "--event-date", DAY, "--position", "7")[1]
     code, out = queue(settings, "revoke", "--event-date", DAY)
     assert code == 0 and "epoch 2" in out
     code, out = queue(settings, "close", "--event-date", DAY)
