@@ -13,11 +13,11 @@ for a login (Tokens says why not JWTs).
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
 
 from itsdangerous import BadSignature, Signer
 
@@ -69,17 +69,6 @@ class RoomState:
     @property
     def waiting(self) -> int:
         return max(0, self.last - self.admitted)
-
-
-def parse_state(reply: list[Any]) -> RoomState | None:
-    if _text(reply[0]) == "none":
-        return None
-    state, *numbers = reply
-    return RoomState(_text(state), *(int(n) for n in numbers))
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,5 +197,6 @@ def _read(signer: Signer, text: str, count: int) -> list[str]:
     return found
 
 
+@functools.lru_cache(maxsize=4096)  # every poll of a room says its on-sale start
 def iso_ms(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")

@@ -3,8 +3,9 @@
 It is written by hand in api/openapi.yaml, beside the handlers it describes, rather than
 generated from them: the contract (the seed document's shapes) came first and the handlers
 parse bodies by hand for speed, so there is nothing to generate it from. Two tests keep it
-true: tests/api/test_openapi.py checks that it names exactly the app's routes, and fuzzes a
-live server with Schemathesis against it (no 5xx, every answer as documented)."""
+true: tests/test_openapi_document.py checks that it names exactly the app's routes, and
+tests/api/test_openapi.py fuzzes a live server with Schemathesis against it (no 5xx, every
+answer as documented)."""
 
 from __future__ import annotations
 

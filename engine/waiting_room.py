@@ -10,15 +10,20 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from amphi.keys import RoomKeys, rooms_index
-from amphi.waiting_room import RoomConfig, RoomState, parse_state
+from amphi.waiting_room import RoomConfig, RoomState
 from engine import scripts
+from engine.codecs import text
 from engine.transport.autopipeline import AutoPipeline
 
 CLOSED_ROOM_TTL_SECONDS = 86_400  # a closed room's state stays a day, for status and audit
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+def parse_state(reply: list[Any]) -> RoomState | None:
+    """lua/room_admit.lua's reply."""
+    if text(reply[0]) == "none":
+        return None
+    state, *numbers = reply
+    return RoomState(text(state), *(int(n) for n in numbers))
 
 
 # -- the API's calls (async) --------------------------------------------------------------------
@@ -32,7 +37,7 @@ async def join(client: scripts.AsyncClient, day: date, identity: str, *,
     keys = RoomKeys(day)
     reply = await scripts.arun(client, "room_join", keys.script_keys(), [identity, score],
                                via=via)
-    return _text(reply[0]), int(reply[1]), int(reply[2]), reply[3] == 1
+    return text(reply[0]), int(reply[1]), int(reply[2]), reply[3] == 1
 
 
 async def state(client: scripts.AsyncClient, day: date) -> RoomState | None:
@@ -44,8 +49,8 @@ async def state(client: scripts.AsyncClient, day: date) -> RoomState | None:
 async def open_rooms(client: scripts.AsyncClient) -> dict[date, str]:
     """Every room that is not closed, by date, with its state."""
     found = await client.hgetall(rooms_index())
-    return {date.fromisoformat(_text(d)): _text(s) for d, s in found.items()
-            if _text(s) != "closed"}
+    return {date.fromisoformat(text(d)): text(s) for d, s in found.items()
+            if text(s) != "closed"}
 
 
 async def turn_ends_ms(client: scripts.AsyncClient, day: date, position: int) -> int | None:
@@ -99,7 +104,7 @@ def configure(client: scripts.Client, config: RoomConfig) -> None:
     for key in keys.all():
         pipe.persist(key)  # a room closed and opened again is kept
     pipe.hget(keys.config, "state")
-    state = _text(pipe.execute()[-1])
+    state = text(pipe.execute()[-1])
     if state == "closed":
         set_state(client, config.event_date, "open")
     else:
@@ -140,8 +145,8 @@ def room_state(client: scripts.Client, day: date) -> RoomState | None:
 
 def config_of(client: scripts.Client, day: date) -> RoomConfig | None:
     """The room's settings as the operator last set them; None without a room."""
-    raw = {_text(k): int(v) for k, v in client.hgetall(RoomKeys(day).config).items()
-           if _text(k) in _CONFIG_FIELDS}
+    raw = {text(k): int(v) for k, v in client.hgetall(RoomKeys(day).config).items()
+           if text(k) in _CONFIG_FIELDS}
     if len(raw) < len(_CONFIG_FIELDS):
         return None
     return RoomConfig(day, _utc(raw["prequeue_ms"]), _utc(raw["on_sale_ms"]),

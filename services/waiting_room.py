@@ -12,13 +12,12 @@ end, for the admission token).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import date
-from typing import Generic, TypeVar
+
+from async_lru import alru_cache
 
 from amphi import errors, metrics
 from amphi.waiting_room import (
@@ -38,31 +37,6 @@ log = logging.getLogger(__name__)
 
 CACHE_SECONDS = 1.0
 JOIN_PATH = "/api/queue/join/"
-T = TypeVar("T")
-
-
-class _Cached(Generic[T]):
-    """A value read at most once per `seconds`; callers that arrive while it is being read
-    wait for that read instead of making their own."""
-
-    def __init__(self, read: Callable[[], Awaitable[T]], seconds: float) -> None:
-        self.read, self.seconds = read, seconds
-        self.value: T | None = None
-        self.until = 0.0
-        self.pending: asyncio.Future[T] | None = None
-
-    async def get(self) -> T:
-        if time.monotonic() < self.until and self.pending is None:
-            return self.value  # type: ignore[return-value]
-        if self.pending is None:
-            self.pending = asyncio.ensure_future(self.read())
-            try:
-                self.value = await self.pending
-                self.until = time.monotonic() + self.seconds
-            finally:
-                self.pending = None
-            return self.value
-        return await asyncio.shield(self.pending)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,19 +71,24 @@ class WaitingRoom:
                  cache_seconds: float = CACHE_SECONDS) -> None:
         self.redis, self.tokens, self.cache_seconds = redis, tokens, cache_seconds
         self.pipeline = pipeline
-        self._open = _Cached(lambda: rooms.open_rooms(redis), cache_seconds)
-        self._states: dict[date, _Cached[RoomState | None]] = {}
+        # async-lru, as the sections cache (api/http_cache.py): each value read at most once
+        # per `cache_seconds`, concurrent misses sharing one read, failures not kept
+        self._open_rooms = alru_cache(maxsize=1, ttl=cache_seconds)(self._read_open_rooms)
+        self._state = alru_cache(maxsize=64, ttl=cache_seconds)(self._read_state)
+
+    async def _read_open_rooms(self) -> dict[date, str]:
+        return await rooms.open_rooms(self.redis)
+
+    async def _read_state(self, day: date) -> RoomState | None:
+        return await rooms.state(self.redis, day)
 
     async def state(self, day: date) -> RoomState | None:
-        cached = self._states.get(day)
-        if cached is None:
-            cached = self._states[day] = _Cached(
-                lambda: rooms.state(self.redis, day), self.cache_seconds)
-        return await cached.get()
+        room: RoomState | None = await self._state(day)
+        return room
 
     async def gates(self, day: date) -> bool:
         """Holds for `day` need an admission token (a room is open or paused for it)."""
-        return day in await self._open.get()
+        return day in await self._open_rooms()
 
     # -- fans --------------------------------------------------------------------------------
     async def join(self, day: date, identity: str) -> Status:
