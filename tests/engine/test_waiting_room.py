@@ -14,8 +14,10 @@ import redis
 import redis.asyncio as aredis
 
 from amphi import errors
+from amphi.settings import Settings
 from amphi.waiting_room import RoomConfig
 from engine import waiting_room as rooms
+from engine.transport.connection import async_client
 
 DAY = date(2027, 6, 19)
 PREQUEUE_FANS = 10_000
@@ -128,6 +130,27 @@ async def test_a_cap_admits_as_turns_end(redis_client: redis.Redis,
     room = await rooms.state(aredis_client, DAY)
     assert room is not None and (room.admitted, room.active) == (6, 2)
     assert room.turns_expired == 3
+
+
+async def test_processes_advancing_admission_at_once_never_pass_the_cap(
+        redis_client: redis.Redis, aredis_client: aredis.Redis,
+        settings: Settings) -> None:
+    """Every API process advances admission when it reads the room: many at once (clients
+    of their own, as processes are) admit no more than the cap, and each position once."""
+    open_room(redis_client, starts_in=-1, cap=7)
+    await join_all(aredis_client, [f"user:{i}" for i in range(100)])
+    processes = [async_client(settings.redis_url, max_connections=10) for _ in range(8)]
+    try:
+        seen = await asyncio.gather(*(rooms.state(p, DAY) for p in processes
+                                      for _ in range(25)))
+    finally:
+        for p in processes:
+            await p.aclose()
+    assert max(r.active for r in seen if r) == 7
+    room = await rooms.state(aredis_client, DAY)
+    assert room is not None and (room.admitted, room.active) == (7, 7)
+    turns = redis_client.zrange(rooms.RoomKeys(DAY).turns, 0, -1)
+    assert sorted(int(t) for t in turns) == list(range(1, 8))
 
 
 async def test_pause_stops_admission_and_resume_goes_on(
