@@ -26,13 +26,13 @@ class StepCost:
     postgres: float = 0.0
 
 
-# loadtests/bench_queue.py (2026-12-05 05:04): a join, a poll, a first poll after the start.
-# That run measured them at 3.0, 2.6 and 3.2 times its no-op request (73 µs: the machine was
-# busier than for bench_http's run, where the no-op took 26 µs); scaled to that no-op, so
+# loadtests/bench_queue.py (2026-12-05 22:09, a 2-core Xeon): a join, a poll (answered ahead
+# of the router, api/queue_polls.py), a first poll after the start. That run measured them at
+# 3.2, 1.8 and 2.7 times its no-op request (36 µs); scaled to bench_http's no-op (26 µs), so
 # that every figure here is of one machine state.
-JOIN = StepCost(api=79e-6, redis=8e-6)
-POLL = StepCost(api=68e-6)
-FIRST_POLL = StepCost(api=84e-6, redis=9e-6)
+JOIN = StepCost(api=84e-6, redis=11e-6)
+POLL = StepCost(api=47e-6)
+FIRST_POLL = StepCost(api=70e-6, redis=11e-6)
 # loadtests/bench_http.py (2026-11-24, 2 processes): cached sections, a hold
 SECTIONS = StepCost(api=56e-6, redis=4e-6)
 HOLD = StepCost(api=82e-6, redis=24e-6)

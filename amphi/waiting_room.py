@@ -46,6 +46,35 @@ class RoomConfig:
             raise errors.ValidationFailed("A turn lasts between 5 seconds and 6 hours.")
 
 
+DEFAULT_TURN_SECONDS = 15 * 60  # long enough to hold and pay
+
+
+def changed_config(day: date, current: RoomConfig | None, *, now: datetime,
+                   prequeue_at: datetime | None = None, on_sale_at: datetime | None = None,
+                   rate_per_minute: int | None = None, max_active: int | None = None,
+                   turn_seconds: int | None = None) -> RoomConfig:
+    """The settings an operator gave (None: not given) over the room's current ones, or a
+    new room's defaults: the pre-queue open from `now`, turns of DEFAULT_TURN_SECONDS. A new
+    room needs its on-sale start, and a rate or a cap (the caller may take the capacity
+    model's rate, amphi/capacity.py)."""
+    if on_sale_at is None:
+        if current is None:
+            raise errors.ValidationFailed("A new waiting room needs its on-sale start.",
+                                          field="on_sale_at")
+        on_sale_at = current.on_sale_at
+    if prequeue_at is None:
+        prequeue_at = current.prequeue_at if current else min(now, on_sale_at)
+
+    def given(value: int | None, kept: int, default: int) -> int:
+        return value if value is not None else kept if current else default
+
+    return RoomConfig(
+        day, prequeue_at, on_sale_at,
+        given(rate_per_minute, current.rate_per_minute if current else 0, 0),
+        given(max_active, current.max_active if current else 0, 0),
+        given(turn_seconds, current.turn_seconds if current else 0, DEFAULT_TURN_SECONDS))
+
+
 @dataclass(frozen=True, slots=True)
 class RoomState:
     """One room as lua/room_admit.lua reports it (admission advanced to `now_ms`)."""

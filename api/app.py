@@ -29,6 +29,7 @@ from api import admin, holds, openapi, ops, payments, queue, scan, tickets, venu
 from api.errors import HANDLERS
 from api.forwarded import ForwardedHeaders, TrustedProxies
 from api.middleware import RequestContext
+from api.queue_polls import QueuePolls
 from api.security import SecurityHeaders, cors
 from api.state import Amphi, Outages
 from engine import scripts
@@ -126,6 +127,7 @@ def create_app(settings: Settings | None = None, *,
             Middleware(RequestContext),
             Middleware(SecurityHeaders, hsts=settings.app_env == "production"),
             *cors(settings),
+            Middleware(QueuePolls),  # innermost: a poll gets every header above
         ],
         exception_handlers=HANDLERS,
         lifespan=lifespan,

@@ -135,6 +135,12 @@ def end_turn(client: scripts.Client, day: date, position: int) -> bool:
     return bool(client.zrem(RoomKeys(day).turns, str(position)))
 
 
+def listed(client: scripts.Client) -> dict[date, str]:
+    """Every room, closed ones included (for a day after closing), by date, with its state."""
+    return {date.fromisoformat(text(d)): text(s)
+            for d, s in client.hgetall(rooms_index()).items()}
+
+
 def exists(client: scripts.Client, day: date) -> bool:
     return bool(client.exists(RoomKeys(day).config))
 

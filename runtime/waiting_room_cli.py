@@ -10,9 +10,7 @@ from zoneinfo import ZoneInfo
 
 from amphi import capacity, errors
 from amphi.settings import Settings
-from amphi.waiting_room import RoomConfig, iso_ms
-
-DEFAULT_TURN_MINUTES = 15
+from amphi.waiting_room import DEFAULT_TURN_SECONDS, RoomConfig, changed_config, iso_ms
 
 
 def _when(text: str, tz: str) -> datetime:
@@ -82,26 +80,16 @@ def _config(settings: Settings, args: argparse.Namespace,
             current: RoomConfig | None) -> RoomConfig:
     """The options given, over the room's current settings (or the defaults of a new room)."""
     tz = settings.venue_timezone
-    if args.on_sale_at:
-        on_sale = _when(args.on_sale_at, tz)
-    elif current:
-        on_sale = current.on_sale_at
-    else:
-        raise SystemExit("--on-sale-at is needed to open a room")
-    if args.prequeue_at:
-        prequeue = _when(args.prequeue_at, tz)
-    else:
-        prequeue = current.prequeue_at if current else min(datetime.now(on_sale.tzinfo), on_sale)
     if current is None and args.rate is None and args.max_active is None:
         args.rate = capacity.default_rate(capacity.Machine.single(args.cores), args.fans)
         print(f"admission rate from the capacity model: {args.rate} fans a minute "
               f"({args.fans} fans, {args.cores} cores; set --rate to choose)")
-    rate = args.rate if args.rate is not None else (current.rate_per_minute if current else 0)
-    cap = (args.max_active if args.max_active is not None
-           else current.max_active if current else 0)
-    turn = (int(args.turn_minutes * 60) if args.turn_minutes is not None
-            else current.turn_seconds if current else DEFAULT_TURN_MINUTES * 60)
-    return RoomConfig(args.event_date, prequeue, on_sale, rate, cap, turn)
+    return changed_config(
+        args.event_date, current, now=datetime.now(ZoneInfo(tz)),
+        prequeue_at=_when(args.prequeue_at, tz) if args.prequeue_at else None,
+        on_sale_at=_when(args.on_sale_at, tz) if args.on_sale_at else None,
+        rate_per_minute=args.rate, max_active=args.max_active,
+        turn_seconds=None if args.turn_minutes is None else int(args.turn_minutes * 60))
 
 
 def print_plan(args: argparse.Namespace) -> int:
@@ -137,7 +125,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        help="at most this many admitted fans shopping at once")
     queue.add_argument("--turn-minutes", type=float, metavar="MINUTES",
                        help=f"how long an admitted fan may hold and pay (default: "
-                            f"{DEFAULT_TURN_MINUTES})")
+                            f"{DEFAULT_TURN_SECONDS // 60})")
     queue.add_argument("--position", type=int, metavar="N",
                        help="end-turn: the admitted fan whose turn to end (abuse)")
     queue.add_argument("--fans", type=int, default=60_000,

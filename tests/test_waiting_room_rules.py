@@ -4,12 +4,21 @@ and the two signed tokens."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from amphi import errors
-from amphi.waiting_room import Admission, QueueTicket, RoomState, Tokens, place_of
+from amphi.waiting_room import (
+    DEFAULT_TURN_SECONDS,
+    Admission,
+    QueueTicket,
+    RoomConfig,
+    RoomState,
+    Tokens,
+    changed_config,
+    place_of,
+)
 
 DAY = date(2027, 6, 19)
 ROOM = RoomState(state="open", admitted=100, last=5_000, active=40, epoch=1,
@@ -58,3 +67,19 @@ def test_tokens_are_bound_and_cannot_pass_for_each_other() -> None:
     payload, signature = token.split(".")
     with pytest.raises(errors.AdmissionRequired):
         tokens.read_admission(payload[:-2] + "AA." + signature, now_ms=0)  # altered
+
+
+def test_changed_settings_keep_what_is_not_given() -> None:
+    day, now = date(2027, 6, 19), datetime(2027, 6, 1, 9, 0, tzinfo=UTC)
+    start = now + timedelta(hours=1)
+    with pytest.raises(errors.ValidationFailed, match="on-sale start"):
+        changed_config(day, None, now=now, rate_per_minute=600)
+    new = changed_config(day, None, now=now, on_sale_at=start, max_active=100)
+    assert new == RoomConfig(day, now, start, 0, 100, DEFAULT_TURN_SECONDS)
+    late = changed_config(day, None, now=start + timedelta(hours=1), on_sale_at=start,
+                          rate_per_minute=60)
+    assert late.prequeue_at == start  # opened after its start: no pre-queue
+    live = changed_config(day, new, now=start, rate_per_minute=1200, turn_seconds=300)
+    assert live == RoomConfig(day, now, start, 1200, 100, 300)
+    with pytest.raises(errors.ValidationFailed, match="rate, a cap"):
+        changed_config(day, new, now=now, max_active=0)

@@ -15,6 +15,7 @@ from api.admin.auth import AdminAuth
 from api.admin.holds import SeatHoldsView
 from api.admin.same_origin import SameOrigin
 from api.admin.views import MODEL_VIEWS
+from api.admin.waiting_rooms import WaitingRoomsView
 from api.state import amphi_of
 
 BASE_URL = "/admin"
@@ -44,7 +45,7 @@ def mount(app: Starlette, settings: Settings) -> Admin:
         authentication_backend=AdminAuth(settings, app, path=BASE_URL),
         middlewares=[Middleware(SameOrigin)],
     )
-    for view in [*MODEL_VIEWS, SeatHoldsView]:
+    for view in [*MODEL_VIEWS, SeatHoldsView, WaitingRoomsView]:
         admin.add_view(view)
     for instance in admin.views:
         # The views read the API's clients (api/state.py), not the admin sub-app's.

@@ -145,6 +145,30 @@ async def test_without_an_open_room_nothing_changes(
                              None), 201)
 
 
+async def test_a_poll_answered_ahead_of_the_router_is_answered_as_any_other(
+        open_api, demo_settings: Settings, venue, redis_client: redis.Redis) -> None:
+    """Polls skip Starlette's router (api/queue_polls.py), not what every answer carries;
+    their errors are the routed endpoint's."""
+    open_room(redis_client, starts_in=-1)
+    frontend = "https://fans.example"
+    settings = demo_settings.replace(cors_allowed_origins=(frontend,))
+    async with open_api(settings) as api:
+        ticket = (await join(api, bearer(settings, "fan-1")))["queue_ticket"]
+        origin = {"Origin": frontend}
+        polled = await api.get(STATUS, params={"queue_ticket": ticket}, headers=origin)
+        routed = await api.get(STATUS, headers=origin)  # no ticket: the endpoint answers
+        assert_error(routed, 400, "invalid_request")
+        assert data(polled)["queue_ticket"] == ticket and data(polled)["state"] == "admitted"
+        assert polled.headers["content-type"] == "application/json"
+        assert int(polled.headers["content-length"]) == len(polled.content)
+        assert set(polled.headers) == set(routed.headers)
+        assert polled.headers["access-control-allow-origin"] == frontend
+        assert polled.headers["x-request-id"] != routed.headers["x-request-id"]
+        forged = ticket[:-2] + ("AA" if not ticket.endswith("AA") else "BB")
+        assert_error(await api.get(STATUS, params={"queue_ticket": forged}), 422,
+                     "validation_error")
+
+
 async def test_metrics_show_the_room(open_api, demo_settings: Settings, venue,
                                      redis_client: redis.Redis) -> None:
     open_room(redis_client, starts_in=-1, cap=1)
