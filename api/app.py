@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -79,13 +80,10 @@ def _purchase_batchers(queue: Queue, deps: finalize.Deps) -> tuple[
         queueing.enqueue_payments(queue, batch)
         return [None] * len(batch)
 
-    def confirm(batch: list[finalize.Payment]) -> list[finalize.Outcome]:
-        outcomes = finalize.finalize_orders(deps, batch)
-        return [outcomes[p.order_id] for p in batch]
-
     # A webhook may wait 50 ms for others: each job costs the worker a dozen round trips of
     # RQ's own, and Stripe does not mind. A fan waits for the confirm: no lingering there.
-    return Coalescer(enqueue, linger=0.05), Coalescer(confirm, max_batch=50)
+    return (Coalescer(enqueue, linger=0.05),
+            Coalescer(functools.partial(finalize.finalize_orders, deps), max_batch=50))
 
 
 def create_app(settings: Settings | None = None, *,

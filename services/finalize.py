@@ -66,15 +66,47 @@ class StripeEventRef:
 
 
 @dataclass(frozen=True, slots=True)
+class Confirmer:
+    """The fan who says they paid (a confirm): the order must be theirs (`user_id`, None for
+    a guest) and checked out. Checked on the locked order, so that a demo confirm costs no
+    read of its own before its batch."""
+    user_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Payment:
     """A succeeded payment to finalise: its order, the Stripe event that reported it (none
-    for a confirm) and when it was accepted (epoch seconds), for the latency histogram."""
+    for a confirm), when it was accepted (epoch seconds, for the latency histogram) and,
+    for a confirm, who confirms."""
     order_id: uuid.UUID
     event: StripeEventRef | None = None
     accepted_at: float | None = None
+    confirmer: Confirmer | None = None
 
 
-Outcome = OrderStatus | Exception
+@dataclass(frozen=True, slots=True)
+class Final:
+    status: OrderStatus
+    order_number: str
+
+
+Outcome = Final | Exception
+
+
+def check_owner(owner: str | None, user_id: str | None, what: str) -> None:
+    """A signed-in fan's hold or order is theirs alone; a guest's is anyone's who has its id."""
+    if owner and user_id != owner:
+        raise errors.Forbidden(f"This {what} belongs to another account.")
+
+
+def _refusal(order: Order, confirmer: Confirmer) -> Exception | None:
+    try:
+        check_owner(order.user_id, confirmer.user_id, "order")
+    except errors.Forbidden as refused:
+        return refused
+    if order.payment_intent_id is None:
+        return errors.CheckoutConflict("This order has no payment yet; check out first.")
+    return None
 
 
 def _now() -> datetime:
@@ -126,12 +158,18 @@ def _sell_and_issue(deps: Deps, session: Session, orders: list[Order]
     return sold, stopped
 
 
-def _finalize_batch(deps: Deps, payments: Sequence[Payment]) -> dict[uuid.UUID, Outcome]:
+def _finalize_batch(deps: Deps, payments: Sequence[Payment]) -> list[Outcome]:
     ids = sorted({p.order_id for p in payments})
     with deps.sessions.begin() as session:
-        orders = lock_orders(session, ids)
+        locked = lock_orders(session, ids)
+        by_id = {o.id: o for o in locked}
+        refused = {i: refusal for i, p in enumerate(payments)
+                   if p.confirmer and p.order_id in by_id
+                   and (refusal := _refusal(by_id[p.order_id], p.confirmer))}
+        # an order is finalised unless every payment of it in the batch is a refused confirm
+        paid = {p.order_id for i, p in enumerate(payments) if i not in refused}
+        orders = [o for o in locked if o.id in paid]
         sold, stopped = _sell_and_issue(deps, session, orders)
-        by_id = {o.id: o for o in orders}
         seen: set[str] = set()
         events = []
         for p in payments:
@@ -140,7 +178,8 @@ def _finalize_batch(deps: Deps, payments: Sequence[Payment]) -> dict[uuid.UUID, 
                 events.append(EventRecord(p.event.id, p.event.type,
                                           by_id[p.order_id].payment_intent_id, p.order_id))
         record_stripe_events(session, events)
-        outcomes: dict[uuid.UUID, Outcome] = {o.id: stopped.get(o.id, o.status) for o in orders}
+        outcomes: dict[uuid.UUID, Outcome] = {
+            o.id: stopped.get(o.id) or Final(o.status, o.order_number) for o in orders}
         if sold:
             # Queued before the commit, so that a failure to queue rolls the batch back (to be
             # retried) instead of leaving tickets without their email. The email job locks
@@ -150,12 +189,14 @@ def _finalize_batch(deps: Deps, payments: Sequence[Payment]) -> dict[uuid.UUID, 
             deps.enqueue_emails(sorted(o.id for o, _ in sold))
     for missing in set(ids) - by_id.keys():
         outcomes[missing] = errors.OrderNotFound()
-        log.error("finalisation of an unknown order", extra={"order_id": str(missing)})
+        if any(p.order_id == missing and not p.confirmer for p in payments):
+            # a payment for an order we do not have (a fan's confirm of one is their 404)
+            log.error("finalisation of an unknown order", extra={"order_id": str(missing)})
     _after_commit(deps, payments, sold)
     for order_id, outcome in outcomes.items():
-        if outcome == OrderStatus.REFUND_REQUIRED:
-            outcomes[order_id] = _refund(deps, order_id)
-    return outcomes
+        if isinstance(outcome, Final) and outcome.status == OrderStatus.REFUND_REQUIRED:
+            outcomes[order_id] = Final(_refund(deps, order_id), outcome.order_number)
+    return [refused.get(i) or outcomes[p.order_id] for i, p in enumerate(payments)]
 
 
 def _after_commit(deps: Deps, payments: Sequence[Payment],
@@ -178,22 +219,23 @@ def _after_commit(deps: Deps, payments: Sequence[Payment],
     deps.observe_latency([committed - accepted[i] for i in done if i in accepted])
 
 
-def finalize_orders(deps: Deps, payments: Sequence[Payment]) -> dict[uuid.UUID, Outcome]:
-    """Issue the tickets of paid orders (the caller has verified each payment): every
-    order's final status, or the exception that stopped it (it is safe to run again)."""
+def finalize_orders(deps: Deps, payments: Sequence[Payment]) -> list[Outcome]:
+    """Issue the tickets of paid orders (the caller has verified each payment, or names the
+    fan who confirms it): each payment's outcome, in order: its order's final status, or
+    the exception that stopped it (it is safe to run again) or refused the confirm."""
     try:
         return _finalize_batch(deps, payments)
     except Exception as exc:
         if len(payments) == 1:
-            return {payments[0].order_id: exc}
+            return [exc]
         log.warning("batch finalisation failed; finalising its orders one at a time",
                     extra={"orders": len(payments), "error": repr(exc)})
-    outcomes: dict[uuid.UUID, Outcome] = {}
+    outcomes: list[Outcome] = []
     for payment in payments:
         try:
-            outcomes |= _finalize_batch(deps, [payment])
+            outcomes += _finalize_batch(deps, [payment])
         except Exception as exc:
-            outcomes[payment.order_id] = exc
+            outcomes.append(exc)
     return outcomes
 
 
@@ -201,10 +243,10 @@ def finalize_order(deps: Deps, order_id: uuid.UUID, *,
                    event: StripeEventRef | None = None) -> OrderStatus:
     """One order's finalisation; raises what stopped it."""
     with logs.bound(order_id=str(order_id)):
-        outcome = finalize_orders(deps, [Payment(order_id, event)])[order_id]
+        outcome = finalize_orders(deps, [Payment(order_id, event)])[0]
     if isinstance(outcome, Exception):
         raise outcome
-    return outcome
+    return outcome.status
 
 
 def _refund(deps: Deps, order_id: uuid.UUID) -> OrderStatus:

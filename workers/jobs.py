@@ -30,13 +30,16 @@ def deps() -> finalize.Deps:
 def finalize_payments(payments: Sequence[PaymentArgs]) -> dict[str, str]:
     """Finalise a batch; fails (RQ retries it) if any order could not be, after the others
     are done: they are final, so the retry only redoes the ones that failed."""
-    outcomes = finalize.finalize_orders(deps(), payments_of(payments))
+    batch = payments_of(payments)
+    outcomes = {p.order_id: o for p, o in zip(batch, finalize.finalize_orders(deps(), batch),
+                                              strict=True)}
     # an order the ledger does not have will not appear by retrying (it was logged)
     failed = {str(k): v for k, v in outcomes.items()
               if isinstance(v, Exception) and not isinstance(v, errors.OrderNotFound)}
     if failed:
         raise OrdersNotFinalised(failed, len(outcomes))
-    return {str(k): str(v) for k, v in outcomes.items()}
+    return {str(k): str(v if isinstance(v, Exception) else v.status)
+            for k, v in outcomes.items()}
 
 
 def finalize_order(order_id: str, event_id: str | None = None,

@@ -204,6 +204,28 @@ async def test_only_the_holder_checks_out_a_signed_in_hold(open_api, demo_settin
     one_set_of_tickets(ledger_engine, order["order_id"], 2)
 
 
+async def test_confirms_of_one_order_at_once_only_the_owner_s_sells(
+        open_api, demo_settings: Settings, venue, ledger_engine: Engine) -> None:
+    """Demo confirms are checked in their batch, on the locked order: a stranger's confirm
+    in the same batch as the owner's is refused, the owner's completes, once."""
+    owner, thief = bearer(demo_settings, "owner"), bearer(demo_settings, "thief")
+    async with open_api(demo_settings) as api:
+        hold = await make_hold(api, venue.sections["Terrace"], 3, headers=owner)
+        order = await checkout(api, hold["hold_id"], headers=owner)
+        answers = await asyncio.gather(*[
+            confirm(api, order["order_id"], who)
+            for who in (thief, {}, owner) * 2])
+        for answer, who in zip(answers, ("thief", "guest", "owner") * 2, strict=True):
+            if who == "owner":
+                assert data(answer)["status"] == "COMPLETED"
+                assert data(answer)["order_number"] == order["order_number"]
+            else:
+                assert_error(answer, 403, "forbidden")
+        unknown = await confirm(api, str(uuid.uuid4()), owner)
+        assert_error(unknown, 404, "order_not_found")
+    one_set_of_tickets(ledger_engine, order["order_id"], 3)
+
+
 async def test_concurrent_checkouts_of_one_hold_make_one_order(open_api, demo_settings: Settings,
                                                                venue,
                                                                ledger_engine: Engine) -> None:
