@@ -26,12 +26,12 @@ from amphi.payments import gateway
 from amphi.settings import Settings
 from amphi.signing import load_signer
 from amphi.waiting_room import Tokens
-from api import admin, holds, openapi, ops, payments, queue, scan, tickets, venues
+from api import admin, holds, openapi, ops, payments, queue, scan, tickets, venues, web
 from api.errors import HANDLERS
 from api.forwarded import ForwardedHeaders, TrustedProxies
 from api.middleware import RequestContext
 from api.queue_polls import QueuePolls
-from api.security import SecurityHeaders, cors
+from api.security import SecurityHeaders, cors, web_csp
 from api.state import Amphi, Outages
 from engine import scripts
 from engine.holds import HoldEngine
@@ -119,11 +119,13 @@ def create_app(settings: Settings | None = None, *,
             *tickets.routes,
             *scan.routes,
             *openapi.routes,
+            *web.routes,  # the fan app and the gate page (docs/web.md)
         ],
         middleware=[
             Middleware(ForwardedHeaders, trusted=TrustedProxies(settings.forwarded_allow_ips)),
             Middleware(RequestContext),
-            Middleware(SecurityHeaders, hsts=settings.app_env == "production"),
+            Middleware(SecurityHeaders, hsts=settings.app_env == "production",
+                       web_policy=web_csp(stripe=not settings.demo_mode)),
             *cors(settings),
             Middleware(QueuePolls),  # innermost: a poll gets every header above
         ],

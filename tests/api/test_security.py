@@ -66,6 +66,31 @@ async def test_admin_pages_may_run_their_own_scripts_but_not_be_framed(
     assert resp.headers["x-frame-options"] == "DENY"
 
 
+async def test_the_web_app_runs_its_own_scripts_only(api: httpx.AsyncClient, open_api) -> None:
+    """The fan app and the gate page (api/web.py): scripts, styles and connections of this
+    origin only, the QR codes' data: images; Stripe's only when Stripe takes payments."""
+    for path in ("/", "/gate/", "/app/index.html"):
+        resp = await api.get(path)
+        assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/html")
+        policy = dict(p.strip().split(" ", 1) for p in
+                      resp.headers["content-security-policy"].split(";"))
+        assert policy["script-src"] == policy["style-src"] == policy["connect-src"] == "'self'"
+        assert policy["img-src"] == "'self' data:" and policy["frame-ancestors"] == "'none'"
+        assert "stripe" not in resp.headers["content-security-policy"]
+        assert resp.headers["x-frame-options"] == "DENY"
+    config = await api.get("/api/config/")
+    assert config.json()["data"] == {"demo_mode": True, "stripe_publishable_key": "",
+                                     "hold_ttl_seconds": 600}
+    assert config.headers["content-security-policy"] == API_CSP
+    assert (await api.get("/app/../amphi/settings.py")).status_code == 404
+    async with open_api(stripe_secret_key="sk_test_x", stripe_publishable_key="pk_test_y",
+                        stripe_webhook_secret="whsec_x") as stripe_api:
+        page = await stripe_api.get("/")
+        assert "script-src 'self' https://js.stripe.com" in page.headers["content-security-policy"]
+        assert (await stripe_api.get("/api/config/")).json()["data"] == {
+            "demo_mode": False, "stripe_publishable_key": "pk_test_y", "hold_ttl_seconds": 600}
+
+
 async def test_production_adds_hsts(open_api) -> None:
     async with open_api(app_env="production", jwt_secret="x" * 40,
                         admin_password="a-long-box-office-password") as api:

@@ -1,0 +1,1313 @@
+// The fan-facing reference app of amphi: choose a date, wait in line if there is one,
+// pick a section, hold seats, pay, see tickets. A plain ES module with no build step.
+//
+// The page is served under a strict Content-Security-Policy, so: no inline scripts or
+// styles, no HTML strings. Everything from the API goes into the page with textContent or
+// setAttribute, never innerHTML.
+
+const SITE = "Pacific Amphitheatre";
+const TOKEN_KEY = "amphi.token";
+const SECTIONS_POLL_MS = 5000;
+const MAX_QUANTITY = 8;
+const STRIPE_JS = "https://js.stripe.com/v3/";
+
+const MESSAGES = {
+  network: "We could not reach the box office. Check your connection and try again.",
+  signInExpired: "Your sign-in has expired. Please sign in again.",
+  soldOut: "Sold out: no seats left in this section.",
+  notAdjacent: "Not enough seats together in this section. Try fewer seats or another section.",
+  tooMany: "Too many requests. Please wait a moment and try again.",
+  holdExpired: "Your hold has expired. The seats have been released.",
+};
+
+const money = new Intl.NumberFormat("en-US", { style: "currency", currency: "USD" });
+// Event dates are calendar days, not instants: format them in UTC so no zone shifts them.
+const calendarDay = new Intl.DateTimeFormat("en-US", { dateStyle: "long", timeZone: "UTC" });
+const clockTime = new Intl.DateTimeFormat("en-US", { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+
+// ---------------------------------------------------------------------------------------
+// The API
+
+/** Calls the API. Never throws: returns {status, data, error, headers}; status 0 is a network failure. */
+async function api(path, { method = "GET", body, headers = {}, auth = true } = {}) {
+  const sent = { Accept: "application/json", ...headers };
+  const token = auth ? getToken() : null;
+  if (token) sent.Authorization = `Bearer ${token}`;
+  if (body !== undefined) sent["Content-Type"] = "application/json";
+  let res;
+  try {
+    res = await fetch(path, { method, headers: sent, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch {
+    return { status: 0, data: null, error: { code: "network_error", message: MESSAGES.network }, headers: new Headers() };
+  }
+  if (res.status === 304) return { status: 304, data: null, error: null, headers: res.headers };
+  let json = null;
+  try {
+    json = await res.json();
+  } catch {
+    // Not JSON (a proxy's error page, say): fall through to a generic error.
+  }
+  // A refused token stays refused: stop sending it, so the fan can go on as a guest.
+  if (res.status === 401 && token) signOut();
+  if (res.ok && json && json.success) {
+    return { status: res.status, data: json.data, error: null, headers: res.headers };
+  }
+  const error = json && json.error && typeof json.error.message === "string"
+    ? json.error
+    : { code: `http_${res.status}`, message: `Something went wrong (error ${res.status}). Please try again.` };
+  return { status: res.status, data: null, error, headers: res.headers };
+}
+
+function retryAfterSeconds(r, fallback = 5) {
+  const header = Number.parseInt(r.headers.get("Retry-After") || "", 10);
+  if (header > 0) return header;
+  const ms = r.error && r.error.details && r.error.details.retry_after_ms;
+  return ms > 0 ? Math.ceil(ms / 1000) : fallback;
+}
+
+// Event dates and the config barely change: fetch them once per page load.
+let datesPromise = null;
+function eventDates() {
+  datesPromise ??= api("/api/tickets/amphitheater/event-dates/", { auth: false }).then((r) => {
+    if (r.error) datesPromise = null; // let the next screen try again
+    return r;
+  });
+  return datesPromise;
+}
+
+let configPromise = null;
+function appConfig() {
+  configPromise ??= api("/api/config/", { auth: false }).then((r) => r.data || {});
+  return configPromise;
+}
+
+async function dateDisplay(date) {
+  const r = await eventDates();
+  const found = r.data && r.data.find((d) => d.date === date);
+  return found ? found.display : formatDay(date);
+}
+
+function formatDay(date) {
+  const d = new Date(`${date}T00:00:00Z`);
+  return Number.isNaN(d.getTime()) ? date : calendarDay.format(d);
+}
+
+// ---------------------------------------------------------------------------------------
+// Storage: the token outlives the tab (localStorage); holds, orders and places in line
+// belong to the tab (sessionStorage). Storage may be unavailable (private modes): the app
+// then still works, it just forgets on reload.
+
+function getToken() {
+  try {
+    return localStorage.getItem(TOKEN_KEY) || null;
+  } catch {
+    return null;
+  }
+}
+
+function setToken(token) {
+  try {
+    localStorage.setItem(TOKEN_KEY, token);
+  } catch {
+    /* see above */
+  }
+}
+
+function signOut() {
+  try {
+    localStorage.removeItem(TOKEN_KEY);
+  } catch {
+    /* see above */
+  }
+}
+
+/** The token's claims, for showing who is signed in; the server is the one that checks it. */
+function tokenClaims(token) {
+  try {
+    const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    const bytes = Uint8Array.from(atob(part.padEnd(Math.ceil(part.length / 4) * 4, "=")), (c) => c.charCodeAt(0));
+    return JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    return {};
+  }
+}
+
+const session = {
+  get(key) {
+    try {
+      return JSON.parse(sessionStorage.getItem(key) || "null");
+    } catch {
+      return null;
+    }
+  },
+  set(key, value) {
+    try {
+      sessionStorage.setItem(key, JSON.stringify(value));
+    } catch {
+      /* see above */
+    }
+  },
+  remove(key) {
+    try {
+      sessionStorage.removeItem(key);
+    } catch {
+      /* see above */
+    }
+  },
+};
+
+const lineKey = (date) => `amphi.line.${date}`;
+const holdKey = (id) => `amphi.hold.${id}`;
+const orderKey = (holdId) => `amphi.order.${holdId}`;
+const doneKey = (orderNumber) => `amphi.done.${orderNumber}`;
+
+function newIdempotencyKey() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  // randomUUID exists only in secure contexts; a plain-http test host still needs a key.
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const hex = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+// ---------------------------------------------------------------------------------------
+// DOM helpers
+
+function h(tag, props = {}, ...children) {
+  const el = document.createElement(tag);
+  setProps(el, props);
+  el.append(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+  return el;
+}
+
+function svg(tag, props = {}, ...children) {
+  const el = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  setProps(el, props);
+  el.append(...children);
+  return el;
+}
+
+function setProps(el, props) {
+  for (const [key, value] of Object.entries(props)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key === "class") el.setAttribute("class", value);
+    else if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
+    else el.setAttribute(key, value === true ? "" : String(value));
+  }
+}
+
+/** One role=alert per screen, hidden while empty, so tests and screen readers find exactly one. */
+function alertBox() {
+  return h("div", { class: "alert", role: "alert", hidden: true });
+}
+
+function say(box, text) {
+  box.textContent = text || "";
+  box.hidden = !text;
+}
+
+function link(href, text, cls = "") {
+  return h("a", { href, class: cls || null }, text);
+}
+
+// ---------------------------------------------------------------------------------------
+// Screens and routing. Each navigation starts a screen; leaving it stops its timers, and
+// async work checks `s.alive` after each await so a late answer cannot draw over the next
+// screen.
+
+let current = null;
+
+function startScreen() {
+  if (current) {
+    current.alive = false;
+    current.cleanups.forEach((fn) => fn());
+  }
+  current = { alive: true, cleanups: [] };
+  return current;
+}
+
+function later(s, fn, ms) {
+  const id = setTimeout(() => s.alive && fn(), ms);
+  s.cleanups.push(() => clearTimeout(id));
+}
+
+function every(s, fn, ms) {
+  const id = setInterval(() => s.alive && fn(), ms);
+  s.cleanups.push(() => clearInterval(id));
+}
+
+function mainEl() {
+  return document.getElementById("main");
+}
+
+/**
+ * Draws a screen. With focus "auto" the new h1 takes the focus only if the focus was inside
+ * the content being replaced; on a fresh page load it stays put, so the first Tab reaches
+ * the nav. (route() focuses the h1 itself after a navigation.)
+ */
+function render(title, nodes, { focus = "auto" } = {}) {
+  document.title = title ? `${title} – ${SITE}` : SITE;
+  const main = mainEl();
+  const focusWasInside = main.contains(document.activeElement);
+  main.replaceChildren(...nodes.flat().filter(Boolean));
+  if (focus === true || (focus === "auto" && focusWasInside)) focusHeading();
+}
+
+function focusHeading() {
+  const h1 = mainEl().querySelector("h1");
+  if (!h1) return;
+  h1.setAttribute("tabindex", "-1");
+  h1.focus();
+}
+
+function heading(text) {
+  return h("h1", { tabindex: "-1" }, text);
+}
+
+const ROUTES = [
+  [/^\/?$/, homePage],
+  [/^\/date\/(\d{4}-\d{2}-\d{2})$/, datePage],
+  [/^\/hold\/([0-9a-fA-F-]{36})$/, holdPage],
+  [/^\/done\/([A-Za-z0-9-]{1,64})$/, donePage],
+  [/^\/tickets$/, ticketsPage],
+];
+
+function route(navigated) {
+  let path = location.hash.replace(/^#/, "");
+  try {
+    path = decodeURIComponent(path);
+  } catch {
+    /* a malformed escape: match it as it is */
+  }
+  const s = startScreen();
+  markNav(path);
+  const match = ROUTES.map(([re, page]) => [re.exec(path), page]).find(([m]) => m);
+  if (match) match[1](s, ...match[0].slice(1));
+  else notFoundPage();
+  if (navigated) {
+    window.scrollTo(0, 0);
+    focusHeading();
+  }
+}
+
+function markNav(path) {
+  for (const a of document.querySelectorAll(".site-nav a")) {
+    const target = a.getAttribute("href").replace(/^#/, "");
+    const here = target === "/" ? path === "/" || path === "" : path === target;
+    if (here) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+}
+
+function notFoundPage() {
+  render("Page not found", [
+    heading("Page not found"),
+    h("p", {}, "There is nothing at this address."),
+    h("p", {}, link("#/", "See the dates on sale")),
+  ]);
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. Home: the dates on sale
+
+async function homePage(s) {
+  const alert = alertBox();
+  const list = h("ul", { class: "dates" });
+  const status = h("p", { class: "muted", role: "status" }, "Loading dates…");
+  render("", [
+    heading(SITE),
+    h("p", { class: "lede" }, "Choose a date to see the seating map and buy tickets."),
+    h("h2", {}, "Dates on sale"),
+    status,
+    alert,
+    list,
+  ]);
+  const r = await eventDates();
+  if (!s.alive) return;
+  status.textContent = "";
+  if (r.error) {
+    say(alert, r.error.message);
+    list.replaceWith(h("p", {}, h("button", { type: "button", class: "button", onclick: () => route(false) }, "Try again")));
+    return;
+  }
+  if (r.data.length === 0) {
+    status.textContent = "No dates are on sale right now. Please check back soon.";
+    return;
+  }
+  list.replaceChildren(...r.data.map((d) => h("li", { class: "dates__item" },
+    link(`#/date/${d.date}`, d.display, "dates__link"),
+    h("span", { class: "dates__meta" }, `${d.day_name} · ${d.event_name}`),
+  )));
+}
+
+// ---------------------------------------------------------------------------------------
+// 2 and 6. A date: the waiting room when one is open, then the seating map
+
+function datePage(s, date) {
+  const v = {
+    date,
+    mode: null, // what is shown: "line", "soon", "map", "ended" or "gone"
+    admission: null, // {token, endsAt} while the fan's turn lasts
+    pollSeq: 0,
+    rejoins: 0,
+    venueId: null,
+    etag: null,
+    sections: [],
+    sectionIds: "",
+    selected: null,
+    refs: new Map(),
+    loading: false,
+  };
+  render("Choose seats", [
+    heading("Choose your seats"),
+    h("p", { class: "muted", role: "status" }, "Checking for a waiting room…"),
+  ]);
+  checkLine(s, v);
+}
+
+// -- the waiting room ---------------------------------------------------------------------
+
+async function checkLine(s, v, { fresh = false } = {}) {
+  const saved = fresh ? null : session.get(lineKey(v.date));
+  let r = null;
+  if (saved && saved.ticket) {
+    // A reload keeps the place: ask about the saved ticket before joining again.
+    r = await lineStatus(saved.ticket);
+    if (r.status === 400 || r.status === 422) r = null;
+  }
+  if (!r) r = await joinLine(v.date);
+  if (s.alive) onLine(s, v, r);
+}
+
+async function joinLine(date) {
+  const r = await api("/api/queue/join/", { method: "POST", body: { event_date: date } });
+  // api() dropped the dead token; nothing is bound to it yet, so join as a guest.
+  if (r.status === 401) return api("/api/queue/join/", { method: "POST", body: { event_date: date } });
+  return r;
+}
+
+function lineStatus(ticket) {
+  return api(`/api/queue/status/?queue_ticket=${encodeURIComponent(ticket)}`, { auth: false });
+}
+
+function onLine(s, v, r) {
+  if (r.error) {
+    if (r.error.code === "queue_not_open") {
+      forgetLine(v);
+      const opensAt = r.error.details && r.error.details.opens_at;
+      return opensAt ? showLineSoon(s, v, opensAt) : showMap(s, v);
+    }
+    const field = r.error.details && r.error.details.field;
+    if (r.status === 422 && field === "queue_ticket") {
+      // The saved ticket is not valid any more: take a fresh place.
+      session.remove(lineKey(v.date));
+      return later(s, () => checkLine(s, v, { fresh: true }), 1000);
+    }
+    if (r.status === 404 || r.status === 410 || r.status === 422) return dateGone(s, v, r.error.message);
+    return lineTrouble(s, v, r);
+  }
+  const q = r.data;
+  const saved = session.get(lineKey(v.date)) || {};
+  saved.ticket = q.queue_ticket; // always keep the latest: the draw puts the position in a new one
+  if (saved.firstAhead == null && typeof q.ahead === "number") saved.firstAhead = q.ahead;
+  if (q.state === "admitted") {
+    saved.admission_token = q.admission_token;
+    saved.turn_ends_at = q.turn_ends_at;
+  } else {
+    delete saved.admission_token;
+    delete saved.turn_ends_at;
+  }
+  session.set(lineKey(v.date), saved);
+
+  if (q.state === "closed") {
+    forgetLine(v);
+    return showMap(s, v);
+  }
+  if (q.state === "turn_ended") {
+    v.admission = null;
+    return showTurnEnded(s, v);
+  }
+  if (q.state === "admitted") {
+    v.admission = { token: q.admission_token, endsAt: q.turn_ends_at };
+    showMap(s, v);
+  } else {
+    showLine(s, v, q, saved.firstAhead);
+  }
+  schedulePoll(s, v, q.poll_after_seconds);
+}
+
+/** A room is set up but takes no fans yet: holds would be refused, so wait for it to open. */
+function showLineSoon(s, v, opensAt) {
+  if (v.mode !== "soon") {
+    v.mode = "soon";
+    render("The line opens soon", [
+      heading("The line opens soon"),
+      h("p", {}, `The waiting room for this date opens ${momentText(opensAt)}. Keep this page open: you will join the line as soon as it opens.`),
+    ], { focus: true });
+  }
+  const untilOpen = (Date.parse(opensAt) - Date.now()) / 1000;
+  const seq = ++v.pollSeq;
+  later(s, () => seq === v.pollSeq && checkLine(s, v, { fresh: true }), Math.min(30, Math.max(2, untilOpen)) * 1000);
+}
+
+function dateGone(s, v, message) {
+  v.mode = "gone";
+  render("Date not on sale", [
+    heading("This date is not on sale"),
+    h("div", { class: "alert", role: "alert" }, message),
+    h("p", {}, link("#/", "See the dates on sale")),
+  ]);
+}
+
+function forgetLine(v) {
+  v.admission = null;
+  session.remove(lineKey(v.date));
+}
+
+function schedulePoll(s, v, seconds) {
+  const seq = ++v.pollSeq; // a newer schedule replaces an older one
+  later(s, async () => {
+    if (seq !== v.pollSeq) return;
+    const saved = session.get(lineKey(v.date));
+    const r = saved && saved.ticket ? await lineStatus(saved.ticket) : await joinLine(v.date);
+    if (s.alive && seq === v.pollSeq) onLine(s, v, r);
+  }, Math.max(2, seconds || 5) * 1000);
+}
+
+/** The line could not be checked (network, Redis): keep trying rather than let the fan through. */
+function lineTrouble(s, v, r) {
+  const wait = retryAfterSeconds(r, 5);
+  if (v.mode === "map" || v.mode === "line" || v.mode === "ended" || v.mode === "soon") {
+    // Already showing something sensible: retry quietly.
+    schedulePoll(s, v, wait);
+    return;
+  }
+  render("Choose seats", [
+    heading("Choose your seats"),
+    h("div", { class: "alert", role: "alert" }, r.error.message),
+    h("p", { class: "muted" }, `We will try again in ${wait} seconds.`),
+  ]);
+  later(s, () => checkLine(s, v), wait * 1000);
+}
+
+function showLine(s, v, q, firstAhead) {
+  if (v.mode !== "line") {
+    v.mode = "line";
+    v.line = {
+      place: h("p", { class: "line__place" }),
+      ahead: h("p", { class: "line__ahead" }),
+      wait: h("p", { class: "line__wait" }),
+      progress: h("progress", { id: "line-progress", max: "1", value: "0" }),
+      notice: h("p", { class: "line__notice", role: "status" }),
+    };
+    const l = v.line;
+    render("You're in line", [
+      heading("You're in line"),
+      h("div", { class: "card line" },
+        l.place,
+        l.ahead,
+        l.wait,
+        h("div", { class: "field" },
+          h("label", { for: "line-progress" }, "Progress in line"),
+          l.progress),
+        l.notice,
+      ),
+      h("p", { class: "muted" }, "Keep this page open: you will go to the seating map as soon as it is your turn. Leaving and coming back keeps your place."),
+    ], { focus: true });
+  }
+  const l = v.line;
+  const drawn = q.state !== "pre_queue" && typeof q.position === "number";
+  l.place.textContent = drawn ? `Your place in line: ${q.position}` : "Your place will be drawn when the sale starts";
+  l.ahead.textContent = typeof q.ahead === "number" ? `People ahead of you: ${q.ahead}` : "";
+  l.ahead.hidden = typeof q.ahead !== "number";
+  l.wait.textContent = `Estimated wait: ${waitText(q.estimated_wait_seconds)}`;
+  // The admitted share of those who were ahead when the fan first saw the line.
+  let share = 0;
+  if (typeof q.ahead === "number") share = firstAhead > 0 ? (firstAhead - q.ahead) / firstAhead : q.ahead === 0 ? 1 : 0;
+  l.progress.value = Math.min(1, Math.max(0, share));
+  l.progress.textContent = `${Math.round(share * 100)}%`;
+  if (q.state === "paused") l.notice.textContent = "The sale is paused. Keep this page open.";
+  else if (q.state === "pre_queue" && q.on_sale_at) l.notice.textContent = `The sale starts ${momentText(q.on_sale_at)}.`;
+  else l.notice.textContent = "";
+}
+
+/** "at 10:00" today, "on June 1 at 10:00" another day, in the fan's own time zone. */
+function momentText(iso) {
+  const when = new Date(iso);
+  if (Number.isNaN(when.getTime())) return "soon";
+  const sameDay = when.toDateString() === new Date().toDateString();
+  const day = when.toLocaleDateString("en-US", { month: "long", day: "numeric" });
+  return sameDay ? `at ${clockTime.format(when)}` : `on ${day} at ${clockTime.format(when)}`;
+}
+
+function waitText(seconds) {
+  if (typeof seconds !== "number" || seconds < 60) return "less than a minute";
+  const minutes = Math.round(seconds / 60);
+  return minutes === 1 ? "about 1 minute" : `about ${minutes} minutes`;
+}
+
+function showTurnEnded(s, v) {
+  const again = v.mode === "ended"; // joining again gave the same ended place
+  v.mode = "ended";
+  const alert = alertBox();
+  const button = h("button", { type: "button", class: "button button--primary" }, "Join the line again");
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    const r = await joinLine(v.date);
+    if (s.alive) onLine(s, v, r);
+  });
+  render("Your turn has ended", [
+    heading("Your turn has ended."),
+    h("p", {}, "Your time to choose seats is up, and any seats you held without paying have been released."),
+    alert,
+    h("p", {}, button),
+  ], { focus: !again });
+  if (again) say(alert, "You have already had your turn for this date.");
+}
+
+// -- the seating map ----------------------------------------------------------------------
+
+function showMap(s, v) {
+  if (v.mode === "map") {
+    updateTurnLine(v);
+    return;
+  }
+  const fromLine = v.mode !== null;
+  v.mode = "map";
+  v.etag = null; // a new map must be drawn even if the data did not change
+  v.sectionIds = "";
+  v.refs = new Map();
+  v.el = {
+    lede: h("p", { class: "lede" }),
+    turn: h("p", { class: "turn", role: "status" }),
+    wedges: svg("g", { class: "map__wedges" }),
+    list: h("ul", { class: "sections", "aria-label": "Sections" }),
+    status: h("p", { class: "muted", role: "status" }, "Loading the seating map…"),
+    alert: alertBox(),
+    panel: buildPanel(s, v),
+  };
+  const e = v.el;
+  render("Choose seats", [
+    heading("Choose your seats"),
+    e.lede,
+    e.turn,
+    h("div", { class: "seating" },
+      h("div", { class: "seating__map" }, buildMap(e.wedges)),
+      h("div", { class: "seating__side" },
+        h("h2", {}, "Sections"),
+        e.status,
+        e.list,
+        e.alert,
+        e.panel.root,
+      ),
+    ),
+  ], { focus: fromLine || "auto" });
+  updateTurnLine(v);
+  fillLede(s, v);
+  loadSections(s, v);
+  if (!v.polling) {
+    v.polling = true;
+    every(s, () => !document.hidden && loadSections(s, v), SECTIONS_POLL_MS);
+  }
+}
+
+async function fillLede(s, v) {
+  const r = await eventDates();
+  if (!s.alive || v.mode !== "map") return;
+  const d = r.data && r.data.find((x) => x.date === v.date);
+  v.el.lede.textContent = d ? `${d.event_name} · ${d.day_name}, ${d.display}` : formatDay(v.date);
+  document.title = `Choose seats, ${d ? d.display : formatDay(v.date)} – ${SITE}`;
+}
+
+function updateTurnLine(v) {
+  const turn = v.el && v.el.turn;
+  if (!turn) return;
+  const ends = v.admission && new Date(v.admission.endsAt);
+  turn.textContent = ends && !Number.isNaN(ends.getTime())
+    ? `It's your turn! Your turn ends at ${clockTime.format(ends)}.`
+    : "";
+  turn.hidden = !turn.textContent;
+}
+
+function buildMap(wedges) {
+  return svg("svg", {
+    class: "map",
+    // wide enough for the lawn: its outer edge (radius 640 around x 500) reaches x -130..1130
+    viewBox: "-140 0 1280 710",
+    role: "img",
+    "aria-label": "Seating map. The stage is at the top; choose a section from the list.",
+  },
+  svg("rect", { class: "map__stage", x: 390, y: 8, width: 220, height: 52, rx: 10 }),
+  Object.assign(svg("text", { class: "map__stage-label", x: 500, y: 42, "text-anchor": "middle" }), { textContent: "STAGE" }),
+  wedges);
+}
+
+/** An annular wedge; angles in degrees, y growing downward, so the bowl opens below the stage. */
+function arcPath(c) {
+  const nums = [c.cx, c.cy, c.start_angle, c.end_angle, c.inner_radius, c.outer_radius];
+  if (c.shape !== "arc" || !nums.every(Number.isFinite)) return null;
+  const pt = (r, deg) => {
+    const a = (deg * Math.PI) / 180;
+    return `${(c.cx + r * Math.cos(a)).toFixed(1)} ${(c.cy + r * Math.sin(a)).toFixed(1)}`;
+  };
+  const large = Math.abs(c.end_angle - c.start_angle) > 180 ? 1 : 0;
+  const [a0, a1, ri, ro] = [c.start_angle, c.end_angle, c.inner_radius, c.outer_radius];
+  return `M ${pt(ro, a0)} A ${ro} ${ro} 0 ${large} 1 ${pt(ro, a1)} L ${pt(ri, a1)} A ${ri} ${ri} 0 ${large} 0 ${pt(ri, a0)} Z`;
+}
+
+function wedgeLabel(c, name) {
+  const mid = ((c.start_angle + c.end_angle) / 2) * (Math.PI / 180);
+  const r = (c.inner_radius + c.outer_radius) / 2;
+  const x = (c.cx + r * Math.cos(mid)).toFixed(1);
+  const y = c.cy + r * Math.sin(mid);
+  const words = name.split(/\s+/);
+  const lines = words.length > 1 ? [words.slice(0, -1).join(" "), words[words.length - 1]] : words;
+  const text = svg("text", { class: "map__label", x, y: (y - (lines.length - 1) * 11).toFixed(1), "text-anchor": "middle" });
+  lines.forEach((line, i) => text.append(Object.assign(svg("tspan", { x, dy: i ? "1.15em" : "0.35em" }), { textContent: line })));
+  return text;
+}
+
+async function loadSections(s, v) {
+  if (v.mode !== "map" || v.loading) return;
+  v.loading = true;
+  try {
+    if (!v.venueId) {
+      const dates = await eventDates();
+      const d = dates.data && dates.data.find((x) => x.date === v.date);
+      if (!s.alive) return;
+      if (dates.error) return sectionsTrouble(v, dates.error.message);
+      if (!d) return dateGone(s, v, "There is no concert on this date, or its tickets are no longer sold here.");
+      v.venueId = d.venue_id;
+    }
+    const url = `/api/tickets/amphitheater/venues/${encodeURIComponent(v.venueId)}/sections/?event_date=${v.date}`;
+    // Asking with the ETag makes an unchanged answer a bodyless 304: cheap for everyone.
+    const r = await api(url, { auth: false, headers: v.etag ? { "If-None-Match": v.etag } : {} });
+    if (!s.alive || v.mode !== "map" || r.status === 304) return;
+    if (r.status === 404 || r.status === 410) return dateGone(s, v, r.error.message);
+    if (r.error) return sectionsTrouble(v, r.error.message);
+    v.etag = r.headers.get("ETag");
+    v.sections = r.data;
+    v.el.status.textContent = "";
+    if (v.el.alert.dataset.source === "sections") say(v.el.alert, "");
+    drawSections(s, v);
+  } finally {
+    v.loading = false;
+  }
+}
+
+function sectionsTrouble(v, message) {
+  // A failed refresh keeps the last good data on screen; only an empty map says so.
+  if (v.sections.length) return;
+  v.el.status.textContent = "";
+  v.el.alert.dataset.source = "sections";
+  say(v.el.alert, message);
+}
+
+function drawSections(s, v) {
+  const ids = v.sections.map((x) => x.id).join();
+  if (ids !== v.sectionIds) {
+    v.sectionIds = ids;
+    v.refs = new Map();
+    v.el.wedges.replaceChildren();
+    v.el.list.replaceChildren();
+    for (const sec of v.sections) buildSection(s, v, sec);
+  }
+  for (const sec of v.sections) updateSection(v, sec);
+  updatePanel(v);
+}
+
+function buildSection(s, v, sec) {
+  const ref = {};
+  const d = arcPath(sec.map_coordinates || {});
+  if (d) {
+    ref.title = svg("title");
+    ref.wedge = svg("path", { class: "map__wedge", d, fill: sec.map_color || "#6c6c6c", "data-section-id": sec.id }, ref.title);
+    ref.wedge.addEventListener("click", () => select(s, v, sec.id));
+    v.el.wedges.append(ref.wedge, wedgeLabel(sec.map_coordinates, sec.name));
+  }
+  ref.avail = h("span", { class: "section__avail" });
+  ref.price = h("span", { class: "section__price" });
+  // Spaces between the parts keep the button's accessible name readable.
+  // The map's colour, as a key from the list to the map: an arbitrary colour can only be set
+  // through the CSSOM (allowed by the CSP, unlike style attributes).
+  const swatch = h("span", { class: "section__swatch", "aria-hidden": "true" });
+  swatch.style.setProperty("--swatch", sec.map_color || "#6c6c6c");
+  ref.button = h("button", { type: "button", class: "section", "aria-pressed": "false", "data-section-id": sec.id },
+    swatch,
+    h("span", { class: "section__name" }, sec.name), " ",
+    ref.avail, " ",
+    ref.price);
+  ref.button.addEventListener("click", () => select(s, v, sec.id));
+  v.el.list.append(h("li", {}, ref.button));
+  v.refs.set(sec.id, ref);
+}
+
+function updateSection(v, sec) {
+  const ref = v.refs.get(sec.id);
+  const open = sec.available_seats > 0;
+  const availability = open ? `${sec.available_seats} available` : sec.is_on_sale ? "Sold out" : "Not on sale";
+  ref.avail.textContent = availability;
+  ref.price.textContent = money.format(sec.price);
+  ref.button.disabled = !open;
+  ref.button.classList.toggle("is-sold-out", !open);
+  const chosen = v.selected === sec.id;
+  ref.button.setAttribute("aria-pressed", String(chosen));
+  if (ref.wedge) {
+    ref.wedge.classList.toggle("is-dimmed", !open);
+    ref.wedge.classList.toggle("is-selected", chosen);
+    ref.title.textContent = `${sec.name}: ${availability}, ${money.format(sec.price)}`;
+  }
+}
+
+function select(s, v, id) {
+  const sec = v.sections.find((x) => x.id === id);
+  if (!sec || sec.available_seats <= 0) return;
+  v.selected = id;
+  for (const x of v.sections) updateSection(v, x);
+  say(v.el.alert, "");
+  updatePanel(v);
+  v.el.panel.root.hidden = false;
+  v.el.panel.title.focus({ preventScroll: true });
+  v.el.panel.root.scrollIntoView({ block: "nearest" });
+}
+
+function buildPanel(s, v) {
+  const p = {
+    title: h("h2", { id: "panel-title", tabindex: "-1" }),
+    price: h("p", { class: "muted" }),
+    quantity: h("select", { id: "quantity", name: "quantity" },
+      Array.from({ length: MAX_QUANTITY }, (_, i) => h("option", { value: String(i + 1) }, String(i + 1)))),
+    total: h("p", { class: "panel__total" }),
+    submit: h("button", { type: "submit", class: "button button--primary" }, "Find seats"),
+    wait: h("p", { class: "muted panel__wait", role: "status" }),
+    note: h("p", { class: "muted" }),
+  };
+  p.quantity.addEventListener("change", () => updatePanel(v));
+  p.root = h("form", { class: "card panel", "aria-labelledby": "panel-title", hidden: true, novalidate: true },
+    p.title,
+    p.price,
+    h("div", { class: "field field--inline" }, h("label", { for: "quantity" }, "Quantity"), p.quantity),
+    p.total,
+    p.submit,
+    p.wait,
+    p.note);
+  p.root.addEventListener("submit", (event) => {
+    event.preventDefault();
+    findSeats(s, v);
+  });
+  appConfig().then((c) => {
+    const minutes = Math.round((c.hold_ttl_seconds || 600) / 60);
+    p.note.textContent = `We hold your seats for ${minutes} minutes while you pay.`;
+  });
+  return p;
+}
+
+function updatePanel(v) {
+  const p = v.el.panel;
+  const sec = v.sections.find((x) => x.id === v.selected);
+  if (!sec) return;
+  p.title.textContent = sec.name;
+  const kind = sec.section_type === "general_admission" ? "General admission" : "Reserved seats";
+  p.price.textContent = `${money.format(sec.price)} per seat · ${kind}`;
+  const qty = Number(p.quantity.value);
+  p.total.textContent = sec.available_seats > 0
+    ? `${qty} × ${money.format(sec.price)} = ${money.format(sec.price * qty)}`
+    : "This section has just sold out. Please choose another.";
+  // Not disabled for a section shown sold out: the counts may lag, and the API's answer is
+  // what the fan should see (a clear "Sold out" alert).
+  p.submit.disabled = Boolean(v.busy) || Boolean(v.coolingDown);
+}
+
+async function findSeats(s, v) {
+  const sec = v.sections.find((x) => x.id === v.selected);
+  if (!sec || v.busy || v.coolingDown) return;
+  const p = v.el.panel;
+  v.busy = true;
+  updatePanel(v);
+  say(v.el.alert, "");
+  p.wait.textContent = "Finding seats…";
+  const headers = { "Idempotency-Key": newIdempotencyKey() };
+  if (v.admission) headers["X-Admission-Token"] = v.admission.token;
+  const body = { section_id: sec.id, event_date: v.date, quantity: Number(p.quantity.value) };
+  const r = await api("/api/tickets/amphitheater/holds/create/", { method: "POST", body, headers });
+  if (!s.alive) return;
+  v.busy = false;
+  p.wait.textContent = "";
+  updatePanel(v);
+  if (r.status === 201) {
+    session.set(holdKey(r.data.hold_id), r.data);
+    location.hash = `#/hold/${r.data.hold_id}`;
+    return;
+  }
+  holdRefused(s, v, r);
+}
+
+function holdRefused(s, v, r) {
+  const code = r.error.code;
+  v.el.alert.dataset.source = "hold";
+  if (code === "admission_required" && v.rejoins < 2) {
+    // The turn ended or the token is not this fan's: back to the line for a fresh one.
+    v.rejoins += 1;
+    v.pollSeq += 1; // drop the poll of the old place
+    forgetLine(v);
+    v.mode = null;
+    render("Choose seats", [heading("Choose your seats"), h("p", { class: "muted", role: "status" }, "Checking your place in line…")], { focus: true });
+    checkLine(s, v, { fresh: true });
+    return;
+  }
+  if (r.status === 429) {
+    say(v.el.alert, MESSAGES.tooMany);
+    coolDown(s, v, retryAfterSeconds(r, 5));
+    return;
+  }
+  if (code === "sold_out") say(v.el.alert, MESSAGES.soldOut);
+  else if (code === "not_enough_adjacent_seats") say(v.el.alert, MESSAGES.notAdjacent);
+  else if (r.status === 401) say(v.el.alert, MESSAGES.signInExpired);
+  else say(v.el.alert, r.error.message);
+  if (r.status === 409) {
+    v.etag = null; // the counts are stale: fetch them now, not in 5 s
+    loadSections(s, v);
+  }
+}
+
+/** Honours Retry-After: the button stays off, with a visible count, until the API will listen. */
+function coolDown(s, v, seconds) {
+  const until = Date.now() + seconds * 1000;
+  v.coolingDown = true;
+  updatePanel(v);
+  const tick = () => {
+    const left = Math.ceil((until - Date.now()) / 1000);
+    if (left > 0) {
+      v.el.panel.wait.textContent = `You can try again in ${left} ${left === 1 ? "second" : "seconds"}.`;
+      later(s, tick, 1000);
+    } else {
+      v.coolingDown = false;
+      v.el.panel.wait.textContent = "";
+      updatePanel(v);
+    }
+  };
+  tick();
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. A hold: the seats, the countdown, billing and payment
+
+function holdPage(s, holdId) {
+  const v = {
+    holdId,
+    hold: session.get(holdKey(holdId)),
+    order: session.get(orderKey(holdId)),
+    deadline: null, // performance.now() based: immune to the fan's clock being wrong
+    shown: -1,
+    expired: false,
+    paying: false,
+    warned: false,
+  };
+  v.el = {
+    alert: alertBox(),
+    section: h("h2", { class: "hold__section" }),
+    date: h("p", { class: "hold__date" }),
+    seats: h("ul", { class: "hold__seats" }),
+    total: h("p", { class: "hold__total" }),
+    timer: h("p", { class: "timer", role: "timer", "aria-label": "Time left on your hold" }),
+    warning: h("p", { class: "sr-only", role: "status" }),
+    again: h("p", { hidden: true }),
+    release: h("button", { type: "button", class: "button button--quiet" }, "Release seats"),
+    payment: h("section", { class: "card payment", "aria-labelledby": "payment-title", hidden: true }),
+  };
+  v.form = buildBilling(s, v);
+  const e = v.el;
+  render("Your seats", [
+    heading("Your seats"),
+    e.alert,
+    e.again,
+    h("div", { class: "hold" },
+      h("section", { class: "card hold__summary", "aria-label": "Hold summary" },
+        e.section, e.date, e.seats, e.total, e.timer, e.warning),
+      h("div", { class: "hold__checkout" }, v.form.root, e.payment, h("p", {}, e.release)),
+    ),
+  ]);
+  e.release.addEventListener("click", () => releaseHold(s, v));
+  if (v.hold) {
+    fillHold(s, v);
+    const expires = Date.parse(v.hold.expires_at);
+    if (!Number.isNaN(expires)) v.deadline = performance.now() + (expires - Date.now());
+  }
+  if (v.order) showPayment(s, v);
+  every(s, () => tick(s, v), 250);
+  tick(s, v);
+  refreshHold(s, v);
+}
+
+async function refreshHold(s, v) {
+  const r = await api(`/api/tickets/amphitheater/holds/${v.holdId}/`, { auth: false });
+  if (!s.alive) return;
+  if (r.error) {
+    if (r.status === 404) {
+      v.expired = true;
+      say(v.el.alert, "We could not find this hold. It may have ended some time ago.");
+      lockCheckout(v, "#/");
+    } else if (!v.hold) {
+      say(v.el.alert, r.error.message);
+    }
+    return;
+  }
+  v.hold = { ...v.hold, ...r.data };
+  fillHold(s, v);
+  if (r.data.status === "active") {
+    v.deadline = performance.now() + r.data.time_left_seconds * 1000;
+    tick(s, v);
+  } else if (r.data.status === "sold") {
+    v.expired = true;
+    v.el.timer.textContent = "";
+    say(v.el.alert, "These seats have been bought.");
+    lockCheckout(v, null);
+  } else {
+    expire(v);
+  }
+}
+
+function fillHold(s, v) {
+  const hold = v.hold;
+  v.el.section.textContent = hold.section_name || "";
+  v.el.date.textContent = formatDay(hold.event_date);
+  dateDisplay(hold.event_date).then((text) => s.alive && (v.el.date.textContent = text));
+  const seats = Array.isArray(hold.seats) ? hold.seats : [];
+  v.el.seats.replaceChildren(...(seats.length
+    ? seats.map((x) => h("li", {}, `Row ${x.row}, Seat ${x.seat}`))
+    : [h("li", {}, `General admission × ${hold.quantity}`)]));
+  v.el.total.textContent = `Total: ${money.format(hold.total_price)}`;
+}
+
+function tick(s, v) {
+  if (v.expired || v.deadline === null) return;
+  const left = Math.max(0, Math.ceil((v.deadline - performance.now()) / 1000));
+  if (left !== v.shown) {
+    v.shown = left;
+    v.el.timer.textContent = `Held for ${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}`;
+    // role=timer is not announced as it ticks; say it once when time runs short.
+    if (left <= 60 && left > 0 && !v.warned) {
+      v.warned = true;
+      v.el.warning.textContent = "One minute left to finish your purchase.";
+    }
+  }
+  if (left === 0 && !v.paying) expire(v);
+}
+
+function expire(v) {
+  if (v.expired) return;
+  v.expired = true;
+  v.el.timer.textContent = "Held for 0:00";
+  say(v.el.alert, MESSAGES.holdExpired);
+  session.remove(holdKey(v.holdId));
+  lockCheckout(v, chooseAgainHref(v));
+}
+
+function chooseAgainHref(v) {
+  return v.hold && v.hold.event_date ? `#/date/${v.hold.event_date}` : "#/";
+}
+
+/** Nothing more can be bought through this hold: turn the forms off and offer a way back. */
+function lockCheckout(v, againHref) {
+  v.form.fieldset.disabled = true;
+  if (v.payButton) v.payButton.disabled = true;
+  v.el.release.hidden = true;
+  if (againHref) {
+    v.el.again.replaceChildren(link(againHref, "Choose seats again", "button button--primary"));
+    v.el.again.hidden = false;
+  }
+}
+
+function buildBilling(s, v) {
+  const claims = tokenClaims(getToken() || "");
+  const field = (id, label, attrs) => h("div", { class: "field" },
+    h("label", { for: id }, label),
+    h("input", { id, name: id, required: true, ...attrs }));
+  const fieldset = h("fieldset", {},
+    h("legend", {}, "Your details"),
+    field("billing-email", "Email", { type: "email", autocomplete: "email", value: claims.email || null, maxlength: 320 }),
+    field("billing-first", "First name", { type: "text", autocomplete: "given-name", maxlength: 100 }),
+    field("billing-last", "Last name", { type: "text", autocomplete: "family-name", maxlength: 100 }),
+    h("button", { type: "submit", class: "button button--primary" }, "Continue to payment"));
+  const root = h("form", { class: "card billing" }, fieldset);
+  const submit = fieldset.querySelector("button");
+  root.addEventListener("submit", (event) => {
+    event.preventDefault();
+    checkout(s, v);
+  });
+  return { root, fieldset, submit };
+}
+
+async function checkout(s, v) {
+  const value = (id) => document.getElementById(id).value.trim();
+  const billing = { email: value("billing-email"), firstName: value("billing-first"), lastName: value("billing-last") };
+  v.form.fieldset.disabled = true;
+  say(v.el.alert, "");
+  const r = await api("/api/payments/amphitheater/checkout/", { method: "POST", body: { hold_id: v.holdId, billing_details: billing } });
+  if (!s.alive) return;
+  if (r.error) {
+    v.form.fieldset.disabled = v.expired;
+    paymentRefused(v, r);
+    if (!v.expired) v.form.submit.focus(); // disabling the fieldset dropped the focus
+    return;
+  }
+  v.order = { ...r.data, email: billing.email };
+  session.set(orderKey(v.holdId), v.order);
+  await showPayment(s, v);
+  if (s.alive && v.payButton && !v.payButton.disabled) v.payButton.focus();
+}
+
+function paymentRefused(v, r) {
+  const code = r.error.code;
+  if (r.status === 410 || code === "hold_not_active") {
+    v.paying = false;
+    expire(v);
+  } else if (code === "checkout_conflict") {
+    say(v.el.alert, `${r.error.message} Please choose seats again.`);
+    lockCheckout(v, chooseAgainHref(v));
+  } else if (r.status === 401) {
+    say(v.el.alert, MESSAGES.signInExpired);
+  } else {
+    say(v.el.alert, r.error.message);
+  }
+}
+
+async function showPayment(s, v) {
+  v.form.fieldset.disabled = true; // the order is made with these details
+  const box = v.el.payment;
+  box.replaceChildren(
+    h("h2", { id: "payment-title" }, "Payment"),
+    h("p", {}, `Order ${v.order.order_number}`),
+  );
+  box.hidden = false;
+  const config = await appConfig();
+  if (!s.alive) return;
+  const demo = typeof v.order.demo_mode === "boolean" ? v.order.demo_mode : config.demo_mode !== false;
+  if (demo) {
+    box.append(h("p", { class: "muted" }, "Demo mode: no card is charged."));
+    v.payButton = h("button", { type: "button", class: "button button--primary" }, "Pay (demo)");
+    v.payButton.addEventListener("click", () => pay(s, v, null));
+    v.payButton.disabled = v.expired;
+    box.append(v.payButton);
+    return;
+  }
+  if (!config.stripe_publishable_key) {
+    say(v.el.alert, "Card payments are not available right now. Please try again later.");
+    return;
+  }
+  const mount = h("div", { class: "stripe-element" });
+  v.payButton = h("button", { type: "button", class: "button button--primary", disabled: true }, "Pay");
+  box.append(mount, v.payButton);
+  try {
+    const Stripe = await loadStripe();
+    if (!s.alive) return;
+    const stripe = Stripe(config.stripe_publishable_key);
+    const elements = stripe.elements({ clientSecret: v.order.client_secret });
+    elements.create("payment").mount(mount);
+    v.payButton.disabled = v.expired;
+    v.payButton.addEventListener("click", () => pay(s, v, { stripe, elements }));
+  } catch {
+    say(v.el.alert, "The card form could not be loaded. Check your connection and reload the page.");
+  }
+}
+
+let stripePromise = null;
+function loadStripe() {
+  if (window.Stripe) return Promise.resolve(window.Stripe);
+  stripePromise ??= new Promise((resolve, reject) => {
+    const script = document.createElement("script");
+    script.src = STRIPE_JS;
+    script.addEventListener("load", () => (window.Stripe ? resolve(window.Stripe) : reject(new Error("no Stripe"))));
+    script.addEventListener("error", () => {
+      stripePromise = null;
+      script.remove();
+      reject(new Error("Stripe.js did not load"));
+    });
+    document.head.append(script);
+  });
+  return stripePromise;
+}
+
+async function pay(s, v, card) {
+  if (v.paying || v.expired) return;
+  v.paying = true;
+  v.payButton.disabled = true;
+  say(v.el.alert, "");
+  if (card) {
+    const result = await card.stripe.confirmPayment({
+      elements: card.elements,
+      redirect: "if_required",
+      // Only for payment methods that must leave the page; the webhook finishes those orders.
+      confirmParams: { return_url: `${location.origin}/#/done/${v.order.order_number}` },
+    });
+    if (!s.alive) return;
+    if (result.error) {
+      v.paying = false;
+      v.payButton.disabled = v.expired;
+      say(v.el.alert, `Payment failed: ${result.error.message}`);
+      tick(s, v);
+      return;
+    }
+  }
+  const r = await confirmOrder(s, v, Boolean(card));
+  if (!s.alive) return;
+  if (r.data && r.data.status === "COMPLETED") return finish(v);
+  v.paying = false;
+  if (r.data) {
+    say(v.el.alert, r.data.message); // the seats were gone when the payment arrived: refunded
+    lockCheckout(v, chooseAgainHref(v));
+  } else if (card && r.error.code === "payment_not_completed") {
+    finish(v); // Stripe took the money; the webhook will issue the tickets
+  } else {
+    v.payButton.disabled = v.expired;
+    paymentRefused(v, r);
+    tick(s, v);
+  }
+}
+
+/** With Stripe the payment may still be settling: give it a few seconds before giving up. */
+async function confirmOrder(s, v, withStripe) {
+  for (let attempt = 0; ; attempt += 1) {
+    const r = await api("/api/payments/amphitheater/confirm/", { method: "POST", body: { order_id: v.order.order_id } });
+    const settling = withStripe && r.error && r.error.code === "payment_not_completed";
+    if (!settling || attempt >= 4 || !s.alive) return r;
+    await new Promise((done) => setTimeout(done, 1500));
+  }
+}
+
+function finish(v) {
+  session.set(doneKey(v.order.order_number), { email: v.order.email || null });
+  session.remove(holdKey(v.holdId));
+  session.remove(orderKey(v.holdId));
+  location.hash = `#/done/${v.order.order_number}`;
+}
+
+async function releaseHold(s, v) {
+  v.el.release.disabled = true;
+  const r = await api(`/api/tickets/amphitheater/holds/${v.holdId}/release/`, { method: "POST" });
+  if (!s.alive) return;
+  if (r.error && r.status !== 410 && r.status !== 404) {
+    v.el.release.disabled = false;
+    say(v.el.alert, r.status === 401 ? MESSAGES.signInExpired : r.error.message);
+    return;
+  }
+  session.remove(holdKey(v.holdId));
+  session.remove(orderKey(v.holdId));
+  location.hash = chooseAgainHref(v);
+}
+
+// ---------------------------------------------------------------------------------------
+// 4. Done
+
+function donePage(s, orderNumber) {
+  const done = session.get(doneKey(orderNumber)) || {};
+  const signedIn = Boolean(getToken());
+  const where = done.email ? `to ${done.email}` : "to you";
+  render("You're going!", [
+    heading("You're going!"),
+    h("p", { class: "lede" }, `Order ${orderNumber}`),
+    signedIn
+      ? h("p", {}, "Your tickets are ready under My tickets, with a QR code for each seat.")
+      : [
+        h("p", {}, `We have emailed your tickets ${where}.`),
+        h("p", {}, "Sign in with the same email address to see them under My tickets."),
+      ],
+    h("p", {}, link("#/tickets", "See my tickets", "button button--primary")),
+  ]);
+}
+
+// ---------------------------------------------------------------------------------------
+// 5. My tickets
+
+function ticketsPage(s, note = "") {
+  if (!getToken()) return signInForm(s, note);
+  const alert = alertBox();
+  const status = h("p", { class: "muted", role: "status" }, "Loading your tickets…");
+  const list = h("div", { class: "tickets" });
+  const email = tokenClaims(getToken()).email;
+  const signOutButton = h("button", { type: "button", class: "button button--quiet" }, "Sign out");
+  signOutButton.addEventListener("click", () => {
+    signOut();
+    ticketsPage(startScreen());
+    focusHeading();
+  });
+  render("My tickets", [
+    heading("My tickets"),
+    h("div", { class: "account" }, h("p", {}, email ? `Signed in as ${email}` : "Signed in"), signOutButton),
+    alert,
+    status,
+    list,
+  ]);
+  loadTickets(s, { alert, status, list });
+}
+
+async function loadTickets(s, el) {
+  const r = await api("/api/tickets/amphitheater/my-tickets/");
+  if (!s.alive) return;
+  el.status.textContent = "";
+  if (r.status === 401) return ticketsPage(startScreen(), MESSAGES.signInExpired);
+  if (r.error) return say(el.alert, r.error.message);
+  if (r.data.length === 0) {
+    el.status.textContent = "No tickets yet.";
+    return;
+  }
+  el.list.replaceChildren(...r.data.map(ticketCard));
+}
+
+function ticketCard(t) {
+  const row = (label, value) => [h("dt", {}, label), h("dd", {}, value)];
+  return h("article", { class: "card ticket" },
+    h("h2", {}, t.event_name),
+    h("dl", { class: "ticket__facts" },
+      row("Date", formatDay(t.event_date)),
+      row("Section", t.section),
+      row("Seat", t.seat_location),
+      row("Price paid", money.format(t.price_paid)),
+      row("Ticket code", t.ticket_code),
+      t.status !== "ISSUED" ? row("Status", t.status === "VOID" ? "Void" : t.status === "REFUNDED" ? "Refunded" : t.status) : null,
+    ),
+    t.includes_festival_access && t.festival_day_ticket_code
+      ? h("p", { class: "ticket__festival" }, `Festival day pass: ${t.festival_day_ticket_code}`)
+      : null,
+    h("img", { class: "ticket__qr", src: t.qr_code, alt: `QR code for ticket ${t.ticket_code}`, width: 200, height: 200 }),
+  );
+}
+
+function signInForm(s, note) {
+  const alert = alertBox();
+  const hintId = "token-hint";
+  const input = h("textarea", { id: "access-token", name: "token", rows: 4, required: true, autocomplete: "off", spellcheck: "false", "aria-describedby": hintId });
+  const form = h("form", { class: "card signin" },
+    h("div", { class: "field" },
+      h("label", { for: "access-token" }, "Access token"),
+      input,
+      h("p", { id: hintId, class: "hint" },
+        "Paste the access token you were given. Developers get one with ",
+        h("code", {}, "amphi token --email <email>"), ".")),
+    h("button", { type: "submit", class: "button button--primary" }, "Sign in"));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const token = input.value.trim().replace(/^Bearer\s+/i, "");
+    if (token.split(".").length !== 3) {
+      say(alert, "That does not look like an access token. It has three parts separated by dots.");
+      input.focus();
+      return;
+    }
+    setToken(token);
+    ticketsPage(startScreen());
+    focusHeading();
+  });
+  render("My tickets", [
+    heading("My tickets"),
+    h("p", {}, "Sign in to see the tickets you bought, with the QR code to show at the gate."),
+    alert,
+    form,
+  ], { focus: note ? true : "auto" });
+  say(alert, note);
+}
+
+// ---------------------------------------------------------------------------------------
+
+window.addEventListener("hashchange", () => route(true));
+route(false);
