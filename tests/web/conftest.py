@@ -25,6 +25,8 @@ from runtime import devservices
 from tests._servers import amphi_env, redis_db_url, uvicorn_server
 from tests._storage import flushed_redis, migrated_ledger, own_services
 from tests.api._support import VenueFixture, build_venue
+from tests.payments._support import SECRET_KEY
+from tests.payments.conftest import localstripe  # noqa: F401  (a fixture: Stripe, locally)
 from tests.scan._support import TEST_SIGNING_KEY
 
 WEB_REDIS_URL = os.environ.get("TEST_WEB_REDIS_URL", "redis://127.0.0.1:6379/14")
@@ -32,6 +34,7 @@ WEB_RQ_DB = int(os.environ.get("TEST_WEB_RQ_DB", "4"))
 WEB_DATABASE_URL = os.environ.get(
     "TEST_WEB_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/amphi_test_web")
 GATE_NOW = "2027-06-19T18:30:00-07:00"  # the first show day, at the venue, as doors open
+STRIPE_PUBLISHABLE_KEY = "pk_test_amphi_web"
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
 
@@ -101,6 +104,14 @@ def short_hold_server(settings: Settings, venue: VenueFixture,
                       tmp_path: Path) -> Iterator[str]:
     """The same with holds of 4 seconds, to watch one expire."""
     yield from _serve(settings, tmp_path, HOLD_TTL_SECONDS="4")
+
+
+@pytest.fixture
+def stripe_server(settings: Settings, venue: VenueFixture, tmp_path: Path,
+                  localstripe: str) -> Iterator[str]:  # noqa: F811
+    """The app taking payments through Stripe (localstripe, a Stripe-compatible server)."""
+    yield from _serve(settings, tmp_path, STRIPE_SECRET_KEY=SECRET_KEY,
+                      STRIPE_PUBLISHABLE_KEY=STRIPE_PUBLISHABLE_KEY, STRIPE_API_BASE=localstripe)
 
 
 @pytest.fixture(scope="session")
