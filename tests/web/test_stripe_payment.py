@@ -23,7 +23,7 @@ from tests.web.test_journeys import LONG, choose_seats
 # Stripe.js's calls the app makes, on a card field the test can type into.
 STRIPE_JS = """
 window.Stripe = function (key) {
-  if (key !== %s) throw new Error("unexpected publishable key " + key);
+  if (key !== PUBLISHABLE_KEY) throw new Error("unexpected publishable key " + key);
   let secret = null, field = null;
   return {
     elements(options) {
@@ -44,7 +44,7 @@ window.Stripe = function (key) {
     },
   };
 };
-""" % json.dumps(STRIPE_PUBLISHABLE_KEY)
+""".replace("PUBLISHABLE_KEY", json.dumps(STRIPE_PUBLISHABLE_KEY))
 
 
 def stand_in_for_stripe(page: Page, localstripe: str) -> list[str]:
