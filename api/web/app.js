@@ -754,6 +754,9 @@ function updateSection(v, sec) {
   const chosen = v.selected === sec.id;
   ref.button.setAttribute("aria-pressed", String(chosen));
   if (ref.wedge) {
+    // live availability on the map: full colour, paler when a fifth or less is left, faint
+    // when none is
+    ref.wedge.classList.toggle("is-low", open && sec.available_seats * 5 <= sec.capacity);
     ref.wedge.classList.toggle("is-dimmed", !open);
     ref.wedge.classList.toggle("is-selected", chosen);
     ref.title.textContent = `${sec.name}: ${availability}, ${money.format(sec.price)}`;

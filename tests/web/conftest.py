@@ -124,7 +124,9 @@ def playwright() -> Iterator[Playwright]:
 
 @pytest.fixture(scope="session")
 def browser(playwright: Playwright) -> Iterator[Browser]:
-    browser = playwright.chromium.launch(executable_path=chromium_path())
+    # a fake camera (a test pattern) that needs no permission prompt: the gate page's scanner
+    browser = playwright.chromium.launch(executable_path=chromium_path(), args=[
+        "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"])
     yield browser
     browser.close()
 
@@ -133,7 +135,8 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 def page(browser: Browser) -> Iterator[Page]:
     """A fresh phone-sized page (mobile first); a console error (a script error, a blocked
     resource, a Content-Security-Policy violation) fails the test."""
-    context = browser.new_context(viewport=PHONE)
+    # the browser where the fans and stewards are: at the venue
+    context = browser.new_context(viewport=PHONE, timezone_id="America/Los_Angeles")
     page = context.new_page()
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
