@@ -146,7 +146,8 @@ async def _services(app: Starlette, settings: Settings,
         db = async_engine(settings.database_url)
         stack.push_async_callback(db.dispose)
         # Finalisation (demo/manual confirm) is synchronous code, run in threads.
-        sync_redis, sync_db = sync_client(settings.redis_url), sync_engine(settings.database_url)
+        sync_redis = sync_client(settings.redis_url)
+        sync_db = sync_engine(settings.database_url, pre_ping=False)
         stack.callback(sync_redis.close)
         stack.callback(sync_db.dispose)
         queue = Queue(queueing.DEFAULT, connection=queue_client(settings.rq_url))

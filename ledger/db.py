@@ -8,8 +8,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.orm import sessionmaker
 
 
-def sync_engine(database_url: str) -> Engine:
-    return create_engine(database_url, pool_pre_ping=True)
+def sync_engine(database_url: str, *, pre_ping: bool = True) -> Engine:
+    """`pre_ping=False` for the API's, as `async_engine` says why (its finalisation batches
+    fall back to one order at a time, and a failed one is answered 503)."""
+    return create_engine(database_url, pool_pre_ping=pre_ping)
 
 
 def async_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:

@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm import Session, joinedload
 
 from amphi.geometry import SeatLine
 from amphi.payments import Intent
@@ -173,11 +173,12 @@ def lock_orders(session: Session, order_ids: list[uuid.UUID]) -> list[Order]:
     """The orders, with their lines and section, locked until the transaction ends. Locked in
     id order, so two transactions locking overlapping sets wait for each other instead of
     deadlocking."""
+    # one query: the lines joined in (FOR UPDATE OF orders locks only the orders' rows)
     return list(session.scalars(
         select(Order)
         .where(Order.id.in_(order_ids))
         .order_by(Order.id)
-        .options(selectinload(Order.lines), joinedload(Order.section))
+        .options(joinedload(Order.lines), joinedload(Order.section))
         .with_for_update(of=Order)
     ).unique())
 
