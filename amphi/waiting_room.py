@@ -64,15 +64,12 @@ def changed_config(day: date, current: RoomConfig | None, *, now: datetime,
         on_sale_at = current.on_sale_at
     if prequeue_at is None:
         prequeue_at = current.prequeue_at if current else min(now, on_sale_at)
-
-    def given(value: int | None, kept: int, default: int) -> int:
-        return value if value is not None else kept if current else default
-
-    return RoomConfig(
-        day, prequeue_at, on_sale_at,
-        given(rate_per_minute, current.rate_per_minute if current else 0, 0),
-        given(max_active, current.max_active if current else 0, 0),
-        given(turn_seconds, current.turn_seconds if current else 0, DEFAULT_TURN_SECONDS))
+    kept = ((current.rate_per_minute, current.max_active, current.turn_seconds) if current
+            else (0, 0, DEFAULT_TURN_SECONDS))
+    rate, cap, turn = (k if g is None else g
+                       for g, k in zip((rate_per_minute, max_active, turn_seconds), kept,
+                                       strict=True))
+    return RoomConfig(day, prequeue_at, on_sale_at, rate, cap, turn)
 
 
 @dataclass(frozen=True, slots=True)
