@@ -88,6 +88,13 @@ class NoAdjacentSeats(DomainError):
     message = "Not enough adjacent seats in this section; try a smaller party or another section."
 
 
+class SeatsUnavailable(DomainError):
+    """Some of the seats a fan picked are held or sold (`unavailable` lists them)."""
+
+    code = "seats_unavailable"
+    message = "Some of the seats you picked are no longer available; pick others."
+
+
 class RateLimited(DomainError):
     code = "rate_limited"
     message = "Too many hold requests; please wait a moment."

@@ -60,6 +60,13 @@ class BlockKeys:
         return f"{self.tag}:sales"
 
 
+def holder_holds(holder: str) -> str:
+    """set of the hold ids a fan made ('user:<id>', or 'guest:<guest id>'): the index of
+    "my holds", written beside each hold and checked against the holds' records when read
+    (an id whose hold is over, or was refused, is dropped then)"""
+    return f"{PREFIX}:holds-of:{holder}"
+
+
 def blocks_index() -> str:
     """set of '<date>|<section>' for every block loaded into Redis (the sweeper's work list)"""
     return f"{PREFIX}:blocks"

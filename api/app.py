@@ -191,6 +191,7 @@ async def _services(app: Starlette, settings: Settings,
         services = Amphi(
             settings=settings, clock=clock, redis=redis, holds=engine, catalog=catalog,
             sections_cache=venues.sections_loader(app, settings.sections_cache_seconds),
+            seat_map_cache=venues.seat_map_loader(app, settings.sections_cache_seconds),
             db=db, sessions=sessions,
             sync_sessions=sync_sessions, signer=signer, queue=queue,
             purchases=Purchases(

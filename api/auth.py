@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -85,3 +86,20 @@ def client_identity(request: Request, principal: Principal | None) -> str:
         return f"user:{principal.user_id}"
     host = request.client.host if request.client else "unknown"
     return f"guest:{host}"
+
+
+_GUEST_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
+def holder(request: Request, principal: Principal | None) -> str | None:
+    """Whose holds "my holds" lists: the signed-in user's, else those a guest's app made
+    with its `X-Guest-Id` (a random id it keeps; the client address is no one's own: fans
+    behind one carrier's NAT share it). None for a guest who sent none."""
+    guest = request.headers.get("x-guest-id")
+    if guest is not None and not _GUEST_ID.fullmatch(guest):
+        raise errors.ValidationFailed(
+            "X-Guest-Id must be 16-64 letters, digits, '-' or '_' (a random id the app keeps).",
+            field="X-Guest-Id")
+    if principal is not None:
+        return f"user:{principal.user_id}"
+    return None if guest is None else f"guest:{guest}"

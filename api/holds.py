@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from typing import cast
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from amphi import errors, logs, metrics
+from amphi.geometry import Geometry, Seat, row_label
 from amphi.keys import BlockKeys
 from api import shapes
-from api.auth import client_identity, optional_principal
+from api.auth import client_identity, holder, optional_principal
 from api.inputs import (
     field_bool,
     field_date,
     field_int,
+    field_seats,
     field_uuid,
     idempotency_key,
     json_body,
@@ -26,7 +30,16 @@ from engine.holds import HoldEngine
 from ledger.catalog import Catalog, SectionInfo
 
 
-async def _selection(request: Request) -> tuple[SectionInfo, BlockKeys, int, bool]:
+@dataclass(frozen=True, slots=True)
+class _Selection:
+    section: SectionInfo
+    block: BlockKeys
+    quantity: int
+    allow_split: bool
+    picks: list[int] | None  # the seats the fan picked (indices, ascending), or best available
+
+
+async def _selection(request: Request) -> _Selection:
     body = await json_body(request)
     catalog: Catalog = amphi(request).catalog
     engine: HoldEngine = amphi(request).holds
@@ -34,22 +47,57 @@ async def _selection(request: Request) -> tuple[SectionInfo, BlockKeys, int, boo
     known = catalog.sections_by_text.get(raw_id) if type(raw_id) is str else None
     section_id = None if known else field_uuid(body, "section_id")
     event_date = field_date(body, "event_date")
-    quantity = field_int(body, "quantity", low=1, high=engine.max_quantity)
+    seats = field_seats(body, "seats", most=engine.max_quantity)
+    if seats is None:
+        quantity = field_int(body, "quantity", low=1, high=engine.max_quantity)
+    else:
+        quantity = len(seats)
+        if (body.get("quantity") is not None and
+                field_int(body, "quantity", low=1, high=engine.max_quantity) != quantity):
+            raise errors.ValidationFailed(
+                "'quantity' must be the number of seats picked (or left out).", field="quantity")
     allow_split = field_bool(body, "allow_split")
     section = known or catalog.section(section_id)  # type: ignore[arg-type]
     block = catalog.on_sale_block(section, event_date)
-    return section, block, quantity, allow_split
+    picks = None if seats is None else _seat_indices(section, seats)
+    return _Selection(section, block, quantity, allow_split, picks)
+
+
+def _seat_indices(section: SectionInfo, seats: list[tuple[str, int]]) -> list[int]:
+    if not section.reserved:
+        raise errors.ValidationFailed(
+            f"{section.name} is general admission: ask for a quantity, not seats.",
+            field="seats")
+    geometry = Geometry(section.rows or 1, section.seats_per_row or 1)
+    try:
+        return sorted(geometry.index(Seat(row, seat)) for row, seat in seats)
+    except ValueError:
+        raise errors.ValidationFailed(
+            f"Every seat must be one of {section.name}'s: rows "
+            f"{row_label(0)}-{row_label(geometry.rows - 1)}, seats 1-{geometry.seats_per_row}.",
+            field="seats") from None
+
+
+def _unavailable(section: SectionInfo, refused: errors.SeatsUnavailable) -> errors.SeatsUnavailable:
+    """The refusal naming the seats as the fan picked them."""
+    indices = cast(list[int], refused.details["seat_indices"])
+    return errors.SeatsUnavailable(unavailable=shapes.seats_json(section, indices))
 
 
 async def check_availability(request: Request) -> JSONResponse:
-    section, block, quantity, allow_split = await _selection(request)
+    chosen = await _selection(request)
+    section, quantity = chosen.section, chosen.quantity
     engine: HoldEngine = amphi(request).holds
     try:
-        offer = await engine.check(block, quantity, allow_split=allow_split)
-    except (errors.SoldOut, errors.NoAdjacentSeats) as refused:
+        offer = await engine.check(chosen.block, quantity, allow_split=chosen.allow_split,
+                                   picks=chosen.picks)
+    except (errors.SoldOut, errors.NoAdjacentSeats, errors.SeatsUnavailable) as refused:
         price = int(refused.details["price_cents"])  # type: ignore[call-overload]
         body = shapes.check_json(section, quantity, None, price, refused.code)
-        body["available_seats"] = refused.details["available"]
+        if isinstance(refused, errors.SeatsUnavailable):
+            body["unavailable_seats"] = _unavailable(section, refused).details["unavailable"]
+        else:
+            body["available_seats"] = refused.details["available"]
         return shapes.ok(body)
     return shapes.ok(shapes.check_json(section, quantity, offer, offer.price_cents))
 
@@ -57,7 +105,8 @@ async def check_availability(request: Request) -> JSONResponse:
 async def create_hold(request: Request) -> JSONResponse:
     principal = optional_principal(request)
     key = idempotency_key(request)
-    section, block, quantity, allow_split = await _selection(request)
+    chosen = await _selection(request)
+    section, block = chosen.section, chosen.block
     services = amphi(request)
     engine: HoldEngine = services.holds
     client = client_identity(request, principal)
@@ -67,22 +116,42 @@ async def create_hold(request: Request) -> JSONResponse:
     try:
         hold = await engine.create(
             block,
-            quantity,
+            chosen.quantity,
             owner=principal.user_id if principal else "",
             client=client,
             idempotency_key=key,
-            allow_split=allow_split,
+            allow_split=chosen.allow_split,
+            picks=chosen.picks,
+            holder=holder(request, principal),
         )
     except errors.DomainError as refused:
         metrics.labelled(metrics.HOLDS_REFUSED, refused.code).inc()
+        if isinstance(refused, errors.SeatsUnavailable):
+            raise _unavailable(section, refused) from None
         raise
     metrics.HOLD_SECONDS.observe(time.perf_counter() - started)
     if admission is not None:
         await services.waiting_room.hold_made(admission, hold.hold_id)
     metrics.labelled(metrics.HOLDS_CREATED, section.section_type).inc()
     logs.conclude("hold created", hold_id=hold.hold_id, section=section.slug,
-                  event_date=str(block.event_date), quantity=quantity, seats=hold.seats)
+                  event_date=str(block.event_date), quantity=chosen.quantity, seats=hold.seats,
+                  picked=chosen.picks is not None)
     return shapes.ok(shapes.hold_json(section, hold), status=201)
+
+
+async def my_holds(request: Request) -> JSONResponse:
+    """The caller's active holds (a fan who reloads the page finds theirs again)."""
+    principal = optional_principal(request)
+    who = holder(request, principal)
+    if who is None:
+        raise errors.Unauthorized(
+            "Sign in, or send the X-Guest-Id your app sent with its holds.")
+    services = amphi(request)
+    holds, now_ms = await services.holds.holds_of(who)
+    owner = principal.user_id if principal else ""
+    catalog = services.catalog
+    return shapes.ok([shapes.hold_json(catalog.section_by_slug(h.section), h, now_ms)
+                      for h in holds if h.owner == owner])
 
 
 def _hold_id(request: Request) -> str:
@@ -111,6 +180,7 @@ async def release_hold(request: Request) -> JSONResponse:
 routes = [
     Route("/api/tickets/amphitheater/check-availability/", check_availability, methods=["POST"]),
     Route("/api/tickets/amphitheater/holds/create/", create_hold, methods=["POST"]),
+    Route("/api/tickets/amphitheater/holds/", my_holds, methods=["GET"]),
     Route("/api/tickets/amphitheater/holds/{hold_id}/", show_hold, methods=["GET"]),
     Route("/api/tickets/amphitheater/holds/{hold_id}/release/", release_hold, methods=["POST"]),
 ]

@@ -122,3 +122,26 @@ def idempotency_key(request: Request) -> str | None:
     if not 1 <= len(key) <= 255 or not key.isprintable():
         raise errors.ValidationFailed("Idempotency-Key must be 1-255 printable characters.")
     return key
+
+
+def field_seats(body: dict[str, Any], name: str, *, most: int) -> list[tuple[str, int]] | None:
+    """A list of 1..`most` distinct {"row": "C", "seat": 12}, as (row, seat); None when the
+    body has none."""
+    raw = body.get(name)
+    if raw is None:
+        return None
+    wrong = errors.ValidationFailed(
+        f"'{name}' must be a list of 1 to {most} distinct seats, each "
+        '{"row": "C", "seat": 12}.', field=name)
+    if not isinstance(raw, list) or not 1 <= len(raw) <= most:
+        raise wrong
+    seats = []
+    for item in raw:
+        if (not isinstance(item, dict) or set(item) != {"row", "seat"}
+                or not isinstance(item["row"], str) or not 1 <= len(item["row"]) <= 8
+                or isinstance(item["seat"], bool) or not isinstance(item["seat"], int)):
+            raise wrong
+        seats.append((item["row"], item["seat"]))
+    if len(set(seats)) != len(seats):
+        raise wrong
+    return seats

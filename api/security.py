@@ -41,7 +41,7 @@ def web_csp(stripe: bool) -> tuple[bytes, bytes]:
 
 # What a browser frontend on another origin may send and read (the public API's headers).
 CORS_REQUEST_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key", "X-Admission-Token",
-                        "X-Request-Id"]
+                        "X-Guest-Id", "X-Request-Id"]
 CORS_RESPONSE_HEADERS = ["X-Request-Id", "Retry-After", "ETag"]
 
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import functools
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
 from starlette.responses import JSONResponse
 
-from amphi.geometry import Geometry
-from engine.hold_types import BlockCounts, Hold, Offer
+from amphi.geometry import FREE, HELD, SOLD, Geometry, row_label
+from engine.hold_types import BlockCounts, Hold, Offer, SeatMap
 from ledger.catalog import EventDateInfo, SectionInfo, VenueInfo
 
 
@@ -57,6 +57,27 @@ def seats_json(section: SectionInfo, indices: list[int]) -> list[dict[str, Any]]
 @functools.lru_cache(maxsize=65_536)
 def _seat_json(rows: int, seats_per_row: int, index: int) -> dict[str, Any]:
     return Geometry(rows, seats_per_row).seat(index).as_json()
+
+
+SEAT_STATES = {FREE: "free", HELD: "held", SOLD: "sold"}
+
+
+def seat_map_json(section: SectionInfo, event_date: date, seat_map: SeatMap) -> dict[str, Any]:
+    """A reserved block's seats, compact: per row its label and a string of one character
+    a seat (seat numbers 1..seats_per_row from the left), read with `legend`."""
+    seats, per_row = seat_map.seats, seat_map.seats_per_row
+    counts = {name: seats.count(state) for state, name in SEAT_STATES.items()}
+    return {
+        "section_id": str(section.id),
+        "section_name": section.name,
+        "event_date": event_date.isoformat(),
+        "on_sale": seat_map.active,
+        "seats_per_row": per_row,
+        **counts,
+        "legend": SEAT_STATES,
+        "rows": [{"row": row_label(r), "seats": seats[r * per_row:(r + 1) * per_row]}
+                 for r in range(len(seats) // per_row)],
+    }
 
 
 def venue_json(venue: VenueInfo) -> dict[str, Any]:

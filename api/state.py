@@ -41,6 +41,7 @@ class Amphi:
     holds: HoldEngine
     catalog: Catalog  # replaced when the catalog refreshes or the admin edits the venue
     sections_cache: Loader
+    seat_map_cache: Loader
     db: AsyncEngine
     sessions: async_sessionmaker[Any]
     sync_sessions: sessionmaker[Any]  # the scanner's and the admin's synchronous work

@@ -28,18 +28,37 @@ async def list_event_dates(request: Request) -> JSONResponse:
     return shapes.ok([shapes.event_date_json(d) for d in catalog.dates_on_sale()])
 
 
+def _event_date(request: Request, catalog: Catalog, venue_id: uuid.UUID) -> date:
+    """`?event_date=`, or the venue's next date on sale."""
+    raw_date = request.query_params.get("event_date")
+    if raw_date:
+        return date_value(raw_date, "event_date")
+    upcoming = catalog.dates_on_sale(venue_id)
+    if not upcoming:
+        raise errors.EventDateNotFound("No event date at this venue is on sale.")
+    return upcoming[0].event_date
+
+
 async def venue_sections(request: Request) -> Response:
     catalog: Catalog = amphi(request).catalog
     venue = catalog.venue(uuid_value(request.path_params["venue_id"], "venue_id"))
-    raw_date = request.query_params.get("event_date")
-    if raw_date:
-        event_date = date_value(raw_date, "event_date")
-    else:
-        upcoming = catalog.dates_on_sale(venue.id)
-        if not upcoming:
-            raise errors.EventDateNotFound("No event date at this venue is on sale.")
-        event_date = upcoming[0].event_date
+    event_date = _event_date(request, catalog, venue.id)
     rendered = await amphi(request).sections_cache(venue.id, event_date)
+    return http_cache.respond(request, rendered, amphi(request).settings.sections_cache_seconds)
+
+
+async def section_seats(request: Request) -> Response:
+    """A reserved section's seat map on a date, for fans who pick their seats."""
+    catalog: Catalog = amphi(request).catalog
+    venue = catalog.venue(uuid_value(request.path_params["venue_id"], "venue_id"))
+    section = catalog.section(uuid_value(request.path_params["section_id"], "section_id"))
+    if section.venue_id != venue.id:
+        raise errors.SectionNotFound()
+    if not section.reserved:
+        raise errors.NotFound(f"{section.name} is general admission: it has no seat map.")
+    event_date = _event_date(request, catalog, venue.id)
+    catalog.on_sale_block(section, event_date)  # that date is on sale, or the fan's 404/410
+    rendered = await amphi(request).seat_map_cache(section.id, event_date)
     return http_cache.respond(request, rendered, amphi(request).settings.sections_cache_seconds)
 
 
@@ -62,9 +81,27 @@ def sections_loader(app: Starlette, ttl_seconds: int) -> http_cache.Loader:
     return http_cache.shared(render, ttl_seconds)
 
 
+def seat_map_loader(app: Starlette, ttl_seconds: int) -> http_cache.Loader:
+    """A section's seat map on a date, rendered once per cache TTL in this process, as the
+    sections are (a map changes with every hold: it is as fresh as the sections' counts)."""
+
+    async def render(section_id: uuid.UUID, event_date: date) -> http_cache.Rendered:
+        services = amphi_of(app)
+        section = services.catalog.section(section_id)
+        found = await services.holds.seat_map(services.catalog.on_sale_block(section, event_date))
+        if found is None:
+            raise errors.InventoryUnavailable()
+        body = shapes.ok(shapes.seat_map_json(section, event_date, found)).body
+        return http_cache.Rendered.of(cast(bytes, body))
+
+    return http_cache.shared(render, ttl_seconds)
+
+
 routes = [
     Route("/api/tickets/amphitheater/venues/", list_venues, methods=["GET"]),
     Route("/api/tickets/amphitheater/venues/{venue_id}/sections/", venue_sections,
           methods=["GET"]),
+    Route("/api/tickets/amphitheater/venues/{venue_id}/sections/{section_id}/seats/",
+          section_seats, methods=["GET"]),
     Route("/api/tickets/amphitheater/event-dates/", list_event_dates, methods=["GET"]),
 ]

@@ -31,12 +31,18 @@ _FLAG = (b"0", b"1")
 
 
 def create_args(hold_id: str, quantity: int, *, owner: str, client: str, allow_split: bool,
-                tail: tuple[bytes, ...], keyed: bool, previous_id: str) -> tuple[Any, ...]:
+                tail: tuple[bytes, ...], keyed: bool, previous_id: str,
+                picks: list[int] | None = None) -> tuple[Any, ...]:
     """create_hold's ARGV for a hold; `tail` is ARGV[3] and ARGV[7..10] as `hold_tail`
-    encoded them."""
+    encoded them; `picks`, the seat indices the fan chose (ascending), or None for best
+    available."""
     ttl, mode, limit, max_active, rate = tail
     return (hold_id, quantity, ttl, owner, client, _FLAG[allow_split], mode, limit, max_active,
-            rate, _FLAG[keyed], previous_id)
+            rate, _FLAG[keyed], previous_id, picks_arg(picks))
+
+
+def picks_arg(picks: list[int] | None) -> str:
+    return ",".join(map(str, picks)) if picks else ""
 
 
 def hold_tail(ttl_ms: int, max_active: int, rate_limit: int) -> tuple[bytes, ...]:
@@ -78,6 +84,7 @@ _REFUSALS: dict[str, type[errors.DomainError]] = {
     "rate_limited": errors.RateLimited,
     "too_many_holds": errors.TooManyHolds,
     "idempotency_mismatch": errors.IdempotencyMismatch,
+    "seats_unavailable": errors.SeatsUnavailable,
 }
 
 
@@ -88,6 +95,8 @@ def refusal(reply: list[Any]) -> errors.DomainError:
         return cls(retry_after_ms=int(reply[2]))
     if cls in (errors.SoldOut, errors.NoAdjacentSeats):
         return cls(available=int(reply[2]), price_cents=int(reply[3]))
+    if cls is errors.SeatsUnavailable:  # the engine names the seats (engine/holds.py)
+        return cls(seat_indices=[int(v) for v in reply[4:]], price_cents=int(reply[3]))
     return cls()
 
 

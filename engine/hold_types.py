@@ -55,3 +55,13 @@ class Offer:
     price_cents: int
     seats: list[int]
     expires_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SeatMap:
+    """A reserved block's seats as fans may pick them: `seats` has one byte a seat, row by
+    row from the stage (amphi/geometry.py: '0' free, 'H' held, 'S' sold)."""
+
+    seats_per_row: int
+    active: bool
+    seats: str

@@ -7,9 +7,11 @@ Its value types are in `engine/hold_types.py`, the scripts' wire format in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from amphi import errors, keys
 from engine import scripts
@@ -22,12 +24,20 @@ from engine.codecs import (
     parse_counts,
     parse_offer,
     parse_record,
+    picks_arg,
     text,
     time_ms,
 )
 from engine.hold_ids import IDEMPOTENCY_WINDOW_S, block_prefix, new_hold_id
-from engine.hold_types import RECLAIM_LIMIT, TOMBSTONE_MS, BlockCounts, Hold, Offer
+from engine.hold_types import RECLAIM_LIMIT, TOMBSTONE_MS, BlockCounts, Hold, Offer, SeatMap
 from engine.transport.autopipeline import AutoPipeline
+
+INDEX_MARGIN_MS = 60_000  # a holder's index outlives their newest hold by this
+
+
+def _check_picks(picks: list[int] | None, quantity: int) -> None:
+    if picks is not None and (picks != sorted(set(picks)) or len(picks) != quantity):
+        raise ValueError("picks: `quantity` distinct seat indices in ascending order")
 
 
 # -- the async service ------------------------------------------------------------------
@@ -71,6 +81,15 @@ class HoldEngine:
         )
         return [parse_counts(r) for r in replies]
 
+    async def seat_map(self, block: keys.BlockKeys) -> SeatMap | None:
+        """A block's seats (expired holds reclaimed first; none for general admission); None
+        when Redis does not have the block."""
+        reply = await scripts.arun(self.client, "seat_map", block_keys(block),
+                                   [RECLAIM_LIMIT], via=self.pipeline)
+        if reply[0] == -1:
+            return None
+        return SeatMap(int(reply[1]), text(reply[2]) == "1", text(reply[3]))
+
     async def missing(self, blocks: list[keys.BlockKeys]) -> list[keys.BlockKeys]:
         """The blocks Redis does not have (their meta key is gone), in one round trip
         (`engine.blocks.missing` for synchronous callers)."""
@@ -81,15 +100,17 @@ class HoldEngine:
         return [b for b, n in zip(blocks, found, strict=True) if not n]
 
     async def check(
-        self, block: keys.BlockKeys, quantity: int, *, allow_split: bool = False
+        self, block: keys.BlockKeys, quantity: int, *, allow_split: bool = False,
+        picks: list[int] | None = None,
     ) -> Offer:
         self._check_quantity(quantity)
+        _check_picks(picks, quantity)
         reply = await scripts.arun(
             self.client,
             "create_hold",
             block_keys(block),
             ["check", quantity, 0, "", "", int(allow_split), "check", RECLAIM_LIMIT,
-             self.max_active, 0, 0, ""],
+             self.max_active, 0, 0, "", picks_arg(picks)],
             via=self.pipeline,
         )
         return parse_offer(reply, quantity)
@@ -103,24 +124,36 @@ class HoldEngine:
         client: str,
         idempotency_key: str | None = None,
         allow_split: bool = False,
+        picks: list[int] | None = None,
+        holder: str | None = None,
     ) -> Hold:
-        """Hold `quantity` best-available seats for `client` in one script call; raises a
-        DomainError if not. A retry with the same Idempotency-Key returns the same hold."""
+        """Hold `quantity` best-available seats for `client` in one script call, or the seats
+        at `picks` (indices, as many as `quantity`), all or none; raises a DomainError if
+        not. A retry with the same Idempotency-Key returns the same hold. `holder` (see
+        `holds_of`) finds it again; its index is written in the same round trip."""
         self._check_quantity(quantity)
+        _check_picks(picks, quantity)
         if idempotency_key:
             window = int(time.time()) // IDEMPOTENCY_WINDOW_S
             ids = [new_hold_id(block, client=client, idempotency_key=idempotency_key,
                                secret=self.id_secret, window=w) for w in (window, window - 1)]
         else:
             ids = [new_hold_id(block), ""]
-        reply = await scripts.arun(
+        script = scripts.arun(
             self.client,
             "create_hold",
             encoded_block_keys(block),
-            create_args(ids[0], quantity, owner=owner, client=client, allow_split=allow_split,
-                        tail=self._tail, keyed=bool(idempotency_key), previous_id=ids[1]),
+            # a pick is the seats picked: splitting means nothing to it
+            create_args(ids[0], quantity, owner=owner, client=client,
+                        allow_split=allow_split and picks is None,
+                        tail=self._tail, keyed=bool(idempotency_key), previous_id=ids[1],
+                        picks=picks),
             via=self.pipeline,
         )
+        if holder:
+            reply, _ = await asyncio.gather(script, self._index(holder, ids[0]))
+        else:
+            reply = await script
         offer = parse_offer(reply, quantity)
         code = int(reply[0])
         if code != 1:  # 2 or 3: a retry, answered with the hold it made
@@ -138,6 +171,46 @@ class HoldEngine:
             expires_ms=offer.expires_ms,
             created_ms=offer.expires_ms - self.ttl_ms,
         )
+
+    async def _index(self, holder: str, hold_id: str) -> None:
+        """Adds a hold id to its holder's index (before the hold is known to exist: `holds_of`
+        drops an id whose hold does not); the index outlives the newest hold in it."""
+        key, ttl = keys.holder_holds(holder), self.ttl_ms + INDEX_MARGIN_MS
+        if self.pipeline is not None:
+            await asyncio.gather(self.pipeline.execute_command("SADD", key, hold_id),
+                                 self.pipeline.execute_command("PEXPIRE", key, ttl))
+            return
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.sadd(key, hold_id)
+            pipe.pexpire(key, ttl)
+            await pipe.execute()
+
+    async def holds_of(self, holder: str) -> tuple[list[Hold], int]:
+        """The active holds `holder` made ('user:<id>', or 'guest:<guest id>'), earliest
+        expiry first, and Redis's clock now (ms). Two round trips, and one more to drop the
+        ids of holds that are over."""
+        key = keys.holder_holds(holder)
+        ids = sorted(text(i) for i in await self.client.smembers(key))
+        located: list[tuple[str, keys.BlockKeys]] = []
+        for hold_id in ids:
+            with contextlib.suppress(errors.HoldNotFound):
+                located.append((hold_id, await self.locate(hold_id)))
+        raws, now = await asyncio.gather(self._records(located), self.now_ms())
+        holds = [parse_record(hold_id, block, raw)
+                 for (hold_id, block), raw in zip(located, raws, strict=True) if raw]
+        active = [h for h in holds if h.status == "active" and h.expires_ms > now]
+        over = set(ids) - {h.hold_id for h in active}
+        if over:
+            await self.client.srem(key, *over)
+        return sorted(active, key=lambda h: (h.expires_ms, h.hold_id)), now
+
+    async def _records(self, holds: list[tuple[str, keys.BlockKeys]]) -> list[Any]:
+        """The records of holds in their blocks, in one round trip (a node each on a
+        cluster, where a pipeline takes no keyless TIME)."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for hold_id, block in holds:
+                pipe.hget(block.records, hold_id)
+            return list(await pipe.execute())
 
     async def locate(self, hold_id: str) -> keys.BlockKeys:
         """The block a hold id names (see `new_hold_id`)."""

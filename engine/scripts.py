@@ -23,6 +23,7 @@ from engine.transport.autopipeline import AutoPipeline
 SCRIPT_NAMES = (
     "load_block",
     "availability",
+    "seat_map",
     "create_hold",
     "release_hold",
     "sell_hold",

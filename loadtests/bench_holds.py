@@ -21,7 +21,9 @@ failing):
    then ``INFO commandstats`` (``cmdstat_evalsha``). ``create_hold`` on fresh 1,500-seat
    blocks (30 rows x 50): empty, 95 % sold at random (fragmented: most rows have no run of
    adjacent free seats), and 95 % sold front-to-back (what best-available leaves), for
-   quantities 2 and 4; and on an empty block with the rate limit on (the admission's cost).
+   quantities 2 and 4; the same holds with the seats picked by the fan (the seats best
+   available gives there), to compare a pick with a search; and on an empty block with the
+   rate limit on (the admission's cost).
 
 It FLUSHES the database of ``--redis-url`` (default db 14), before and between phases,
 and only that one. A database that holds keys this benchmark did not write is refused
@@ -59,6 +61,7 @@ import redis.asyncio as aredis
 from amphi import errors, keys
 from amphi.block_spec import BlockSpec
 from engine import scripts
+from engine.best_available import choose_seats
 from engine.blocks import load_block
 from engine.codecs import block_keys
 from engine.hold_types import RECLAIM_LIMIT
@@ -516,6 +519,32 @@ def script_times(args: argparse.Namespace, sync: redis.Redis) -> list[dict[str, 
 
             row = measure_server_time(sync, build, n, args.script_reps, "held")
             report({"script": "create_hold", "state": STATES[state], "qty": qty, **row})
+
+    # The same holds picked: the seats best available gives in each state, named by the fan
+    # (ARGV[13]), so that a pick and a search are compared on the same seats.
+    for state in ("empty", "random95", "front95"):
+        for qty in (2, 4):
+
+            def build_pick(state=state, qty=qty) -> list[tuple[str, list[str], list[Any]]]:
+                flush(sync)
+                rng = random.Random(f"{args.seed}:{state}")
+                sold = seat_pattern(state, rng)
+                taken = set(sold)
+                seats = "".join("S" if i in taken else "0" for i in range(CAPACITY))
+                picked = choose_seats(seats, SPR, qty, allow_split=True)
+                assert picked is not None, f"no {qty} seats in {state}"
+                specs = []
+                for i in range(n):
+                    block = block_for(f"st-pick-{state}-q{qty}-{i:05d}")
+                    load_block(sync, spec_for(block), sold)
+                    argv = [str(uuid.uuid4()), qty, TTL_SECONDS * 1000, "", f"st:{i}", 0]
+                    argv += ["hold", RECLAIM_LIMIT, 4, 0, 0, "", ",".join(map(str, picked))]
+                    specs.append((create.sha, block_keys(block), argv))
+                return specs
+
+            row = measure_server_time(sync, build_pick, n, args.script_reps, "held")
+            report({"script": "create_hold", "state": f"{STATES[state]}, seats picked",
+                    "qty": qty, **row})
 
     def build_limited() -> list[tuple[str, list[str], list[Any]]]:
         flush(sync)

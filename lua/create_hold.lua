@@ -1,7 +1,8 @@
--- lua/create_hold.lua: hold `qty` best-available seats in one block for `ttl_ms`, or nothing.
--- With mode 'check' it only answers whether (and which seats) it would hold. Everything a
--- hold needs happens here, in one call on the block's slot: reclaim expired holds, replay
--- a retried request, the client's rate limit and active-hold cap, best available, write.
+-- lua/create_hold.lua: hold `qty` best-available seats in one block for `ttl_ms`, or the
+-- seats the fan picked, all or nothing. With mode 'check' it only answers whether (and which
+-- seats) it would hold. Everything a hold needs happens here, in one call on the block's
+-- slot: reclaim expired holds, replay a retried request, the client's rate limit and
+-- active-hold cap, best available or the picked seats, write.
 -- Policy: engine/best_available.py (the spec).
 --!include _block
 --!include _pick
@@ -11,7 +12,8 @@
 -- block  ARGV[10] rate limit, requests a minute (0: off)  ARGV[11] '1' if hold_id may exist
 -- already (derived from an Idempotency-Key), '0' for a fresh random id  ARGV[12] with '1':
 -- the id the same key had in the previous hour, so a retry across the hour replays too;
--- with '0': ''
+-- with '0': ''  ARGV[13] the picked seat indices, ascending, comma-separated ('' or absent:
+-- best available); qty is their number
 -- Returns {1, expires_at_ms, price_cents, seat_index, ...}   new hold (check: expires 0)
 --       | {2, expires_at_ms, price_cents, seat_index, ...}   hold_id exists (a retry)
 --       | {3, expires_at_ms, price_cents, seat_index, ...}   ARGV[12] exists (a retry)
@@ -19,9 +21,12 @@
 --         seats available) | 'no_adjacent' (n: available) | 'rate_limited' (n: retry ms)
 --         | 'too_many_holds' (n: the hold TTL, by when one has ended at the latest)
 --         | 'idempotency_mismatch'
+--       | {0, 'seats_unavailable', n, price_cents, seat_index, ...}  the n picked seats that
+--         are not free (held, sold, or outside the block)
 -- Seat indices are 0-based offsets into KEYS[2]; GA holds return none.
 local hold_id, qty, ttl_ms, client = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[5]
 local split, holding = ARGV[6] == '1', ARGV[7] == 'hold'
+local picks = ARGV[13] or ''
 -- rows is capacity / seats_per_row (load_block checks it): one field fewer to read
 local m = redis.call('HMGET', META, 'kind', 'capacity', 'seats_per_row', 'price_cents',
   'active', 'held', 'sold', 'due_ms')
@@ -43,7 +48,8 @@ if ARGV[11] == '1' then
   if not existing then code, existing = 3, found[3] end
   if existing then
     local rec = cjson.decode(existing)
-    if rec.qty ~= qty or (rec.split == 1) ~= split then
+    if rec.qty ~= qty or (rec.split == 1) ~= split or (rec.picked == 1) ~= (picks ~= '')
+        or (picks ~= '' and table.concat(rec.seats or {}, ',') ~= picks) then
       return {0, 'idempotency_mismatch', 0, price}
     end
     local reply = {code, rec.expires_ms, rec.price_cents}
@@ -72,10 +78,23 @@ if holding then
 end
 
 local available = capacity - held - tonumber(m[7])
-if not refusal and available < qty then refusal, n = 'sold_out', available end
 
-local picked = {}
-if not refusal and kind == 'reserved' then
+local picked, gone = {}, nil
+if picks ~= '' then
+  if not refusal then
+    -- the fan's own choice: taken whole or not at all, and it may strand a seat
+    -- (a general-admission block has no seats to pick: every pick is reported gone)
+    local seats, byte = kind == 'reserved' and redis.call('GET', SEATS) or '', string.byte
+    gone = {}
+    for idx in string.gmatch(picks, '%d+') do
+      picked[#picked + 1] = tonumber(idx)
+      if byte(seats, picked[#picked] + 1) ~= 48 then gone[#gone + 1] = idx end
+    end
+    if #gone > 0 then refusal, n = 'seats_unavailable', #gone end
+  end
+elseif not refusal and available < qty then
+  refusal, n = 'sold_out', available
+elseif not refusal and kind == 'reserved' then
   local seats = redis.call('GET', SEATS)
   picked = pick_adjacent(seats, capacity / spr, spr, qty)
   if picked == nil and split then picked = pick_split(seats, capacity / spr, spr, qty) end
@@ -84,7 +103,9 @@ end
 if refusal then
   -- the rate it used stays used: hammering a sold-out section is limited too
   if limited then redis.call('HSET', RECORDS, field, client_entry(client_holds, tat, now)) end
-  return {0, refusal, n, price}
+  local reply = {0, refusal, n, price}
+  for _, idx in ipairs(gone or {}) do reply[#reply + 1] = idx end
+  return reply
 end
 
 local expires = 0
@@ -103,9 +124,10 @@ if holding then
   end
   redis.call('HSET', RECORDS, hold_id, string.format(
     '{"status":"active","owner":%s,"client":%s,"qty":%d,"price_cents":%d,"created_ms":%s,'
-      .. '"expires_ms":%s%s%s}',
+      .. '"expires_ms":%s%s%s%s}',
     cjson.encode(ARGV[4]), cjson.encode(client), qty, price, now_s, expires_s, seats_json,
-    split and ',"split":1' or ''), field, client_entry(client_holds + 1, tat, now))
+    split and ',"split":1' or '', picks ~= '' and ',"picked":1' or ''),
+    field, client_entry(client_holds + 1, tat, now))
   redis.call('ZADD', HOLDS, expires_s, hold_id)
 end
 

@@ -230,7 +230,7 @@ async def test_understated_content_length_is_not_trusted(client, venue, unchange
         ("GET", f"/holds/{uuid.uuid4()}/", 404, "hold_not_found"),
         ("POST", f"/holds/{uuid.uuid4()}/release/", 404, "hold_not_found"),
         ("GET", "/no-such-thing/", 404, "not_found"),
-        ("POST", "/holds/", 404, "not_found"),
+        ("POST", "/holds/", 405, "method_not_allowed"),  # GET lists my holds
         ("GET", "/check-availability/", 405, "method_not_allowed"),
         ("DELETE", "/venues/", 405, "method_not_allowed"),
         ("PUT", "/holds/create/", 405, "method_not_allowed"),

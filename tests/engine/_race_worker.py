@@ -1,4 +1,5 @@
-"""Process bodies for tests/engine/test_race.py (a module of its own so 'spawn' imports it).
+"""Process bodies for tests/engine/test_race.py and test_pick_race.py (a module of its own so
+'spawn' imports it).
 
 Each process opens its own connection pool, warms it up, waits on a shared barrier and
 then fires all its requests at once with asyncio. Results go back as plain
@@ -139,6 +140,48 @@ async def _engine_main(url: str, reserved: tuple[str, str], ga: tuple[str, str],
             "results": out}
 
 
+# -- fans who pick their seats, racing each other and best available ------------------------
+def _pick_attempt(engine: HoldEngine, block: keys.BlockKeys, tag: str, picks: list[int]):
+    async def attempt() -> tuple:
+        try:
+            hold = await engine.create(block, len(picks), owner=tag, client=tag, picks=picks)
+        except errors.SeatsUnavailable as exc:
+            return ("pick", "unavailable", picks, exc.details["seat_indices"])
+        return ("pick", "held", picks, hold.hold_id, hold.seats)
+
+    return attempt
+
+
+PICKS_EACH = 3  # each process sends every contested pick this many times, as other fans
+
+
+async def _picker_main(url: str, reserved: tuple[str, str], proc: int,
+                       contested: list[list[int]], n_best: int, seed: int,
+                       barrier: Any) -> dict:
+    """Every process sends every pick of `contested` (the same lists in each process,
+    PICKS_EACH times) and `n_best` best-available holds, all at once."""
+    client = _client(url)
+    engine = HoldEngine(client, ttl_seconds=600, max_quantity=8, max_active_per_owner=4,
+                        rate_limit_per_minute=0)
+    rnd = random.Random(seed)
+    block = _block(reserved)
+    attempts = [_pick_attempt(engine, block, f"user:p{proc}-k{i}-{j}", picks)
+                for i, picks in enumerate(contested) for j in range(PICKS_EACH)]
+    attempts += [_engine_attempt(engine, block, "reserved", f"user:p{proc}-b{i}", rnd, 0.0)
+                 for i in range(n_best)]
+    rnd.shuffle(attempts)
+    await _warm_up(client, min(POOL_SIZE, len(attempts)))
+    barrier.wait(timeout=60)
+    started = time.time()
+    results = await asyncio.gather(*(a() for a in attempts), return_exceptions=True)
+    finished = time.time()
+    await client.aclose()
+    out = [("error", "".join(traceback.format_exception(r))) if isinstance(r, BaseException)
+           else r for r in results]
+    return {"proc": proc, "pid": os.getpid(), "started": started, "finished": finished,
+            "results": out}
+
+
 # -- the control: read seats, pick in Python, write back; no atomicity -----------------------
 async def _naive_hold(client: aredis.Redis, block: keys.BlockKeys, spr: int, qty: int,
                       tag: str) -> tuple:
@@ -193,6 +236,13 @@ def init(barrier: Any) -> None:
 def engine_process(*args: Any) -> dict:
     try:
         return asyncio.run(_engine_main(*args, _BARRIER))
+    except BaseException:
+        return {"fatal": traceback.format_exc()}
+
+
+def picker_process(*args: Any) -> dict:
+    try:
+        return asyncio.run(_picker_main(*args, _BARRIER))
     except BaseException:
         return {"fatal": traceback.format_exc()}
 

@@ -121,6 +121,29 @@ async def test_hold_release_and_availability_across_nodes(
         assert_block_ok(cluster, block)
 
 
+async def test_picks_seat_maps_and_my_holds_across_nodes(
+    cluster: redis.RedisCluster, acluster: WaitingRedisCluster
+) -> None:
+    """One fan's holds in blocks on several nodes, listed together (the index is a key of
+    its own slot); a pick and a seat map in each block's slot."""
+    loaded = [b for b in load_sections(cluster) if b.section != "lawn"]
+    engine = make_engine(acluster)
+    made = [await engine.create(block, 2, owner="fan", client="user:fan", picks=[3, 4],
+                                holder="user:fan") for block in loaded[:4]]
+    assert all(h.seats == [3, 4] for h in made)
+    with pytest.raises(errors.SeatsUnavailable):
+        await engine.create(loaded[0], 1, owner="", client="guest:x", picks=[4])
+    seat_map = await engine.seat_map(loaded[0])
+    assert seat_map is not None and seat_map.seats[:6] == "000HH0"
+    mine, _ = await engine.holds_of("user:fan")
+    assert sorted(h.hold_id for h in mine) == sorted(h.hold_id for h in made)
+    await engine.release(made[0].hold_id, requester="fan")
+    mine, _ = await engine.holds_of("user:fan")
+    assert len(mine) == 3
+    for block in loaded:
+        assert_block_ok(cluster, block)
+
+
 async def test_script_flush_on_every_node(cluster: redis.RedisCluster,
                                           acluster: WaitingRedisCluster) -> None:
     loaded = load_sections(cluster)

@@ -1,6 +1,6 @@
-"""A hypothesis state machine drives HoldEngine (create, idempotent retry, check, release,
-expiry, sweep, availability, on/off sale) against a plain reference model; after every
-step Redis must equal the model: seat map, counters, active holds, hold statuses.
+"""A hypothesis state machine drives HoldEngine (create, idempotent retry, picked seats,
+check, release, expiry, sweep, availability, on/off sale) against a plain reference model;
+after every step Redis must equal the model: seat map, counters, active holds, statuses.
 
 Time passing is simulated the way it acts on Redis: a hold's score in the block's holds
 zset and its record's `expires_ms` move into the past (`force_expire`). The engine must
@@ -219,6 +219,50 @@ class HoldMachine(RuleBasedStateMachine):
         assert got.quantity == qty and got.status == "active"
         m.holds.append(MHold(got.hold_id, block, client, self.owner_of(client), qty,
                              list(got.seats)))
+        if key is not None:
+            m.idem[(client, key)] = (got.hold_id, fp)
+
+    @rule(seats=st.sets(st.integers(0, ROWS * SPR - 1), min_size=1, max_size=4),
+          client=st.sampled_from([c for c, (_, b) in CLIENTS.items() if b == "res"]),
+          key=st.sampled_from([None, None, "k1", "k2"]))
+    def pick(self, seats: set[int], client: str, key: str | None) -> None:
+        """A fan picks seats: all of them or none, and never one that is held or sold."""
+        m, b = self.model, self.model.blocks["res"]
+        picks = sorted(seats)
+        fp = f"res|{len(picks)}|pick:{picks}"
+        try:
+            got: Hold | errors.DomainError = self.run(self.engine.create(
+                b.keys, len(picks), owner=self.owner_of(client), client=self.who(client),
+                idempotency_key=key, picks=picks))
+        except errors.DomainError as exc:
+            got = exc
+        if key is not None and (client, key) in m.idem:  # a retry
+            self.follow_reclaim("res")
+            hold_id, seen_fp = m.idem[(client, key)]
+            if not b.active and isinstance(got, errors.NotOnSale):
+                return
+            if seen_fp != fp:
+                assert isinstance(got, errors.IdempotencyMismatch), got
+                return
+            assert isinstance(got, Hold) and got.hold_id == hold_id and got.seats == picks, got
+            return
+        at_cap = m.counted(client) >= MAX_ACTIVE
+        if at_cap or not b.active:
+            allowed = (errors.TooManyHolds,) * at_cap + (errors.NotOnSale,) * (not b.active)
+            assert isinstance(got, allowed), got
+            self.follow_reclaim("res")
+            return
+        m.reclaim("res")
+        seat_map = m.seat_map("res")
+        taken = [i for i in picks if seat_map[i] != "0"]
+        if taken:
+            assert isinstance(got, errors.SeatsUnavailable), got
+            assert got.details["seat_indices"] == taken
+            return
+        assert isinstance(got, Hold), got
+        assert got.seats == picks and got.quantity == len(picks) and got.status == "active"
+        m.holds.append(MHold(got.hold_id, "res", client, self.owner_of(client), len(picks),
+                             picks))
         if key is not None:
             m.idem[(client, key)] = (got.hold_id, fp)
 
