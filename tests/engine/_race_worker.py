@@ -123,6 +123,12 @@ async def _engine_main(url: str, reserved: tuple[str, str], ga: tuple[str, str],
         _duplicate_attempt(engine, _block(reserved), j)
         for j in range(DUPLICATES) for _ in range(2)
     ]
+    return await _fire(client, attempts, proc, rnd, barrier)
+
+
+async def _fire(client: aredis.Redis | aredis.RedisCluster, attempts: list[Any], proc: int,
+                rnd: random.Random, barrier: Any) -> dict:
+    """Shuffle the attempts, wait for the other processes, run them all at once."""
     rnd.shuffle(attempts)
     await _warm_up(client, min(POOL_SIZE, len(attempts)))
     barrier.wait(timeout=60)
@@ -130,12 +136,8 @@ async def _engine_main(url: str, reserved: tuple[str, str], ga: tuple[str, str],
     results = await asyncio.gather(*(a() for a in attempts), return_exceptions=True)
     finished = time.time()
     await client.aclose()
-    out = []
-    for r in results:
-        if isinstance(r, BaseException):
-            out.append(("error", "".join(traceback.format_exception(r))))
-        else:
-            out.append(r)
+    out = [("error", "".join(traceback.format_exception(r))) if isinstance(r, BaseException)
+           else r for r in results]
     return {"proc": proc, "pid": os.getpid(), "started": started, "finished": finished,
             "results": out}
 
@@ -169,17 +171,7 @@ async def _picker_main(url: str, reserved: tuple[str, str], proc: int,
                 for i, picks in enumerate(contested) for j in range(PICKS_EACH)]
     attempts += [_engine_attempt(engine, block, "reserved", f"user:p{proc}-b{i}", rnd, 0.0)
                  for i in range(n_best)]
-    rnd.shuffle(attempts)
-    await _warm_up(client, min(POOL_SIZE, len(attempts)))
-    barrier.wait(timeout=60)
-    started = time.time()
-    results = await asyncio.gather(*(a() for a in attempts), return_exceptions=True)
-    finished = time.time()
-    await client.aclose()
-    out = [("error", "".join(traceback.format_exception(r))) if isinstance(r, BaseException)
-           else r for r in results]
-    return {"proc": proc, "pid": os.getpid(), "started": started, "finished": finished,
-            "results": out}
+    return await _fire(client, attempts, proc, rnd, barrier)
 
 
 # -- the control: read seats, pick in Python, write back; no atomicity -----------------------
