@@ -3,8 +3,9 @@
 An amphitheatre ticket opens the amphitheatre gate on its event date, and the festival
 gates on that same date (festival access). A complimentary festival day pass opens the
 festival gates on its date and never the amphitheatre gate. Voided or refunded tickets,
-other dates and unknown codes are refused. A second admission at the same gate on the same
-day is refused unless that gate allows re-entry. "Today" is the venue's date.
+other dates, unknown codes, and the codes a ticket had before it was transferred are
+refused. A second admission at the same gate on the same day is refused unless that gate
+allows re-entry. "Today" is the venue's date.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class TicketFacts:
     kind: str  # "amphitheater" | "festival_day"
     status: str  # "issued" | "void" | "refunded"
     event_date: date
+    replaced: bool = False  # the code shown is one the ticket had before a transfer
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,10 @@ def judge(ticket: TicketFacts | None, gate: Gate, today: date,
     if ticket is None:
         return Decision(False, "unknown_ticket",
                         "Ticket not found. Send the guest to the box office.")
+    if ticket.replaced:
+        return Decision(False, "transferred",
+                        "This code was replaced: the ticket was transferred. Do not admit; "
+                        "its new holder has a new code.")
     if ticket.status == "void":
         return Decision(False, "voided", "This ticket has been voided.")
     if ticket.status == "refunded":

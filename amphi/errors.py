@@ -135,6 +135,18 @@ class CheckoutConflict(DomainError):
     message = "This hold cannot be checked out."
 
 
+class TicketNotFound(NotFound):
+    code = "ticket_not_found"
+    message = "No such ticket."
+
+
+class TransferRefused(DomainError):
+    """The ticket cannot change hands: used at a gate, not valid, or it is too late."""
+
+    code = "transfer_refused"
+    message = "This ticket cannot be transferred."
+
+
 class BlockConflict(DomainError):
     code = "block_conflict"
     message = "The block in Redis does not match the ledger."

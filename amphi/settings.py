@@ -77,6 +77,7 @@ class Settings:
     ticket_signing_key: str = ""  # base64 Ed25519 seed; empty: ticket_signing_key_file
     ticket_signing_key_file: str = ".amphi/ticket_signing_key"
     scan_reentry_gates: tuple[str, ...] = ()  # gates where a second admission is allowed
+    transfer_close_hours: int = 24  # transfers close this long before the show's day begins
     admin_username: str = "admin"  # the box office admin at /admin
     admin_password: str = DEV_ADMIN_PASSWORD
     admin_login_max_failures: int = 5  # failed admin logins a client may make in a window
@@ -144,6 +145,7 @@ class Settings:
             "scan_reentry_gates": tuple(
                 g.strip() for g in env.get("SCAN_REENTRY_GATES", "").split(",") if g.strip()
             ),
+            "transfer_close_hours": _int(env, "TRANSFER_CLOSE_HOURS", d.transfer_close_hours),
             "admin_username": env.get("ADMIN_USERNAME") or d.admin_username,
             "admin_password": env.get("ADMIN_PASSWORD") or d.admin_password,
             "admin_login_max_failures": _int(env, "ADMIN_LOGIN_MAX_FAILURES",

@@ -61,8 +61,14 @@ class Signer:
         return f"{head}.{_b64(self.private_key.sign(head.encode()))}"
 
 
-def ticket_claims(*, code: str, ticket_id: str, kind: str, event_date: str) -> dict[str, str]:
-    return {"c": code, "t": ticket_id, "k": kind, "d": event_date}
+def ticket_claims(*, code: str, ticket_id: str, kind: str, event_date: str,
+                  version: int = 1) -> dict[str, str | int]:
+    """A ticket's signed claims; `v`, the ticket's version, from its first transfer on (a
+    payload without one is version 1)."""
+    claims: dict[str, str | int] = {"c": code, "t": ticket_id, "k": kind, "d": event_date}
+    if version > 1:
+        claims["v"] = version
+    return claims
 
 
 def is_signed(payload: str) -> bool:

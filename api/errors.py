@@ -31,6 +31,7 @@ STATUS: dict[type[errors.DomainError], int] = {
     errors.SeatsUnavailable: 409,
     errors.BlockConflict: 409,
     errors.CheckoutConflict: 409,
+    errors.TransferRefused: 409,
     errors.PaymentNotCompleted: 409,
     errors.EventDatePast: 410,
     errors.HoldNotActive: 410,

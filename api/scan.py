@@ -6,6 +6,7 @@ import logging
 import uuid
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -20,6 +21,7 @@ from api.auth import Principal, required_principal
 from api.inputs import date_value, field_text, json_body
 from api.state import amphi
 from ledger.scans import ScanOutcome, bundle_tickets, scan_ticket
+from ledger.transfers import revoked_codes
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +94,8 @@ async def scan(request: Request) -> JSONResponse:
 
     result, order_id = await run_in_threadpool(run)
     # order_id: an operator follows one order from its hold to its tickets to the gate.
-    logs.bind(ticket_code=(result["ticket"] or {}).get("code"), order_id=order_id)
+    scanned = result["ticket"] or {}
+    logs.bind(ticket_id=scanned.get("id"), ticket_code=scanned.get("code"), order_id=order_id)
     log.info("scan", extra={"gate": gate.value, "device_id": device_id,
                             "result": result["result"]})
     return shapes.ok(result)
@@ -106,10 +109,13 @@ async def bundle(request: Request) -> JSONResponse:
            else venue_today(settings.venue_timezone, state.clock()))
     gate = _gate(request.query_params.get("gate"))
 
-    def run() -> list[dict[str, Any]]:
+    def run() -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
         with state.sync_sessions() as session:
-            return [{"id": str(t.id), "code": t.code, "kind": t.kind.value,
-                     "status": t.status.value} for t in bundle_tickets(session, day, gate)]
+            return ([{"id": str(t.id), "code": t.code, "kind": t.kind.value,
+                      "status": t.status.value} for t in bundle_tickets(session, day, gate)],
+                    revoked_codes(session, [day]))
+
+    tickets, revoked = await run_in_threadpool(run)
 
     return shapes.ok({
         "algorithm": "Ed25519",
@@ -120,7 +126,9 @@ async def bundle(request: Request) -> JSONResponse:
         "reentry": gate.value in settings.scan_reentry_gates,
         "timezone": settings.venue_timezone,
         "generated_at": state.clock().isoformat(),
-        "tickets": await run_in_threadpool(run),
+        "tickets": tickets,
+        # codes given away with their tickets: refuse them as transferred, not unknown
+        "revoked": revoked,
     })
 
 
@@ -184,12 +192,20 @@ async def sync(request: Request) -> JSONResponse:
             results[i] = entry
         return results
 
+    def revoked() -> list[dict[str, str]]:
+        days = sorted({at.astimezone(ZoneInfo(settings.venue_timezone)).date()
+                       for at, *_ in parsed})
+        with state.sync_sessions() as session:
+            return revoked_codes(session, days)
+
     results = await run_in_threadpool(run)
     conflicts = sum(1 for r in results if r["conflict"])
     log.info("offline scans synced", extra={"device_id": device_id, "scans": len(results),
                                             "conflicts": conflicts})
+    # what the device must refuse from now on, for the days it scanned: its bundle may be
+    # older than a transfer
     return shapes.ok({"device_id": device_id, "applied": len(results), "conflicts": conflicts,
-               "results": results})
+                      "results": results, "revoked": await run_in_threadpool(revoked)})
 
 
 routes = [

@@ -9,13 +9,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from amphi import qr
+from amphi import errors, logs, qr
 from api import shapes
 from api.auth import required_principal
+from api.inputs import json_body, uuid_value
 from api.state import amphi
 from ledger.catalog import Catalog
 from ledger.models import AmphitheaterTicket, Ticket
 from ledger.tickets import amphitheater_tickets_of, tickets_of
+from ledger.transfers import Giver
+from services import transfers
 
 
 def _event_name(catalog: Catalog, t: AmphitheaterTicket | Ticket) -> str:
@@ -64,6 +67,28 @@ def ticket_json(t: Ticket) -> dict[str, Any]:
     }
 
 
+async def transfer_ticket(request: Request) -> JSONResponse:
+    """The owner gives an amphitheatre ticket and its festival pass to `email`."""
+    principal = required_principal(request)
+    ticket_id = uuid_value(request.path_params["ticket_id"], "ticket_id")
+    body = await json_body(request)
+    to_email = body.get("email")
+    if (not isinstance(to_email, str) or not 1 <= len(to_email) <= 320 or "@" not in to_email
+            or any(c.isspace() or c == "\x00" for c in to_email)):
+        raise errors.ValidationFailed("'email' must be an email address.", field="email")
+    state = amphi(request)
+    logs.bind(ticket_id=str(ticket_id))
+    done = await run_in_threadpool(
+        transfers.transfer, state.sync_sessions, state.queue, state.signer, state.settings,
+        ticket_id, giver=Giver(principal.user_id, principal.email), to_email=to_email,
+        now=state.clock())
+    return shapes.ok({"transfer_id": str(done.transfer_id), "ticket_id": str(done.ticket_id),
+                      "festival_day_ticket_id": str(done.pass_id) if done.pass_id else None,
+                      "event_date": done.event_date, "to_email": done.to_email,
+                      "status": "TRANSFERRED",
+                      "message": "Ticket transferred; the recipient gets new codes by email."})
+
+
 async def my_amphitheater_tickets(request: Request) -> JSONResponse:
     principal = required_principal(request)
     async with amphi(request).sessions() as session:
@@ -85,4 +110,5 @@ async def my_tickets(request: Request) -> JSONResponse:
 routes = [
     Route("/api/tickets/amphitheater/my-tickets/", my_amphitheater_tickets, methods=["GET"]),
     Route("/api/tickets/my/", my_tickets, methods=["GET"]),
+    Route("/api/tickets/{ticket_id}/transfer/", transfer_ticket, methods=["POST"]),
 ]

@@ -278,6 +278,9 @@ class Ticket(Base):
     price_cents: Mapped[int] = mapped_column(Integer)
     is_comp: Mapped[bool] = mapped_column(default=False)
     qr_payload: Mapped[str] = mapped_column(String(512))
+    # Each transfer gives the ticket a new code and QR payload, signed with this version:
+    # earlier payloads of the ticket stop opening any gate.
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
     # A comp festival pass names the amphitheatre ticket that granted it: one pass a ticket.
     granted_by_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("tickets.id"), unique=True
@@ -345,6 +348,31 @@ class StripeEvent(Base):
     payment_intent_id: Mapped[str | None] = mapped_column(String(255), index=True)
     order_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("orders.id"))
     processed_at: Mapped[datetime] = _created()
+
+
+class TicketTransfer(Base):
+    """An amphitheatre ticket (and its festival pass) given by its owner to someone else:
+    the codes it had, the version it got, who gave it and to whom."""
+
+    __tablename__ = "ticket_transfers"
+
+    id: Mapped[uuid.UUID] = _uuid()
+    ticket_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tickets.id"), index=True)
+    pass_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("tickets.id"))
+    event_date: Mapped[date] = mapped_column(Date, index=True)
+    version: Mapped[int] = mapped_column(Integer)  # the ticket's version after it
+    old_code: Mapped[str] = mapped_column(String(32), index=True)
+    old_pass_code: Mapped[str | None] = mapped_column(String(32), index=True)
+    from_user_id: Mapped[str | None] = mapped_column(String(128))
+    from_email: Mapped[str] = mapped_column(String(320))
+    to_email: Mapped[str] = mapped_column(String(320), index=True)
+    email_sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = _created()
+
+    ticket: Mapped[Ticket] = relationship(foreign_keys=[ticket_id])
+
+    def __str__(self) -> str:
+        return f"{self.old_code} -> {self.to_email}"
 
 
 class Scan(Base):

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from amphi.access import Admission, Decision, Gate, TicketFacts, judge
 from ledger.models import AmphitheaterTicket, Scan, Ticket, TicketKind
+from ledger.transfers import replaced_by
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,10 +83,16 @@ def scan_ticket(
         decision = refused
     else:
         ticket = _ticket(session, code=code, ticket_id=ticket_id)
+        # a signed payload names its ticket and the code it had when it was signed
+        replaced = ticket is not None and code is not None and ticket.code != code
+        if ticket is None and code is not None:
+            ticket = replaced_by(session, code)
+            replaced = ticket is not None
         facts = None
         earlier = None
         if ticket is not None:
-            facts = TicketFacts(ticket.kind.value, ticket.status.value, ticket.event_date)
+            facts = TicketFacts(ticket.kind.value, ticket.status.value, ticket.event_date,
+                                replaced)
             earlier = earlier_admission(session, ticket.id, gate, venue_date, tz)
             seat = seat_of(session, ticket)
         decision = judge(facts, gate, venue_date, earlier, reentry=reentry)

@@ -70,10 +70,11 @@ def _types_of(order: Order, section: Section) -> dict[str, dict[str, Any]]:
     }
 
 
-def _signed(signer: Signer, ticket_id: uuid.UUID, code: str, kind: TicketKind,
-            event_date: date) -> str:
+def signed(signer: Signer, ticket_id: uuid.UUID, code: str, kind: TicketKind,
+           event_date: date, version: int = 1) -> str:
+    """A ticket's QR payload."""
     return signer.sign(ticket_claims(code=code, ticket_id=str(ticket_id), kind=kind.value,
-                                     event_date=event_date.isoformat()))
+                                     event_date=event_date.isoformat(), version=version))
 
 
 def _ticket_row(signer: Signer, order: Order, kind: TicketKind, type_id: uuid.UUID, *,
@@ -87,7 +88,7 @@ def _ticket_row(signer: Signer, order: Order, kind: TicketKind, type_id: uuid.UU
             "status": TicketStatus.ISSUED, "price_cents": price_cents,
             "is_comp": granted_by is not None, "granted_by_id": granted_by,
             "metadata": metadata,
-            "qr_payload": _signed(signer, ticket_id, code, kind, order.event_date)}
+            "qr_payload": signed(signer, ticket_id, code, kind, order.event_date)}
 
 
 def issue_tickets(session: Session, orders: list[tuple[Order, list[SeatLine]]],
@@ -137,7 +138,7 @@ def issue_tickets(session: Session, orders: list[tuple[Order, list[SeatLine]]],
     return len(amph)
 
 
-def _owned_by(user_id: str, email: str) -> ColumnElement[bool]:
+def owned_by(user_id: str, email: str) -> ColumnElement[bool]:
     """A user's tickets: bought signed in, or as a guest with the same email."""
     clauses = [Ticket.owner_user_id == user_id]
     if email:
@@ -151,7 +152,7 @@ def amphitheater_tickets_of(session: Session, user_id: str,
     return list(session.scalars(
         select(AmphitheaterTicket)
         .join(AmphitheaterTicket.ticket)
-        .where(_owned_by(user_id, email))
+        .where(owned_by(user_id, email))
         .options(selectinload(AmphitheaterTicket.ticket),
                  selectinload(AmphitheaterTicket.festival_day_ticket),
                  selectinload(AmphitheaterTicket.section))
@@ -162,7 +163,7 @@ def amphitheater_tickets_of(session: Session, user_id: str,
 
 def tickets_of(session: Session, user_id: str, email: str) -> list[Ticket]:
     return list(session.scalars(
-        select(Ticket).where(_owned_by(user_id, email))
+        select(Ticket).where(owned_by(user_id, email))
         .options(selectinload(Ticket.ticket_type))
         .order_by(Ticket.event_date, Ticket.created_at, Ticket.kind)
     ))

@@ -36,6 +36,7 @@ QUEUES = (DEFAULT, MAINTENANCE, EMAIL)  # the order a worker takes jobs in
 FINALIZE_JOB = "workers.jobs.finalize_payments"
 FAIL_JOB = "workers.jobs.fail_order"
 EMAIL_JOB = "workers.jobs.send_order_emails"
+TRANSFER_EMAIL_JOB = "workers.jobs.send_transfer_email"
 
 # A batch of 200 payments takes well under a second; a job killed with its worker is
 # retried this long (and a margin) after it started.
@@ -113,3 +114,10 @@ def enqueue_emails(queue: Queue, order_ids: Sequence[uuid.UUID]) -> None:
                                        f"{' ...' if len(chunk) > 3 else ''}")
         for chunk in chunks
     ])
+
+
+def enqueue_transfer_email(queue: Queue, transfer_id: uuid.UUID) -> None:
+    """The recipient's email of a transfer, on the email queue beside `queue`."""
+    Queue(EMAIL, connection=queue.connection).enqueue(
+        TRANSFER_EMAIL_JOB, str(transfer_id), retry=RETRY, job_timeout=60,
+        failure_ttl=KEEP_FAILED, description=f"transfer email {transfer_id}")

@@ -1,4 +1,5 @@
-"""Order confirmation email: each seat, its festival pass and its QR code inline. Sent by
+"""Order confirmation email: each seat, its festival pass and its QR code inline; and the
+email of a ticket someone was given (a transfer), with its new QR code. Sent by
 SMTP (SMTP_URL: smtp://[user:pass@]host[:port], smtps://... for TLS, ?starttls=1), or
 written as an .eml file to OUTBOX_DIR when no SMTP server is configured."""
 
@@ -20,11 +21,11 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from sqlalchemy import select
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import selectinload, sessionmaker
 
 from amphi import qr
 from amphi.settings import Settings
-from ledger.models import AmphitheaterTicket, Order, OrderStatus
+from ledger.models import AmphitheaterTicket, Order, OrderStatus, TicketTransfer
 from ledger.tickets import tickets_of_orders
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,40 @@ def build_message(settings: Settings, order: Order,
     msg["Message-ID"] = make_msgid(domain="amphi.local")
     msg["Date"] = formatdate(localtime=False)
     msg.attach(MIMEText("\n".join(lines), "plain", "utf-8"))
+    msg.attach(related)
+    return msg
+
+
+def build_transfer_message(settings: Settings, transfer: TicketTransfer,
+                           ticket: AmphitheaterTicket) -> Message:
+    """The recipient's email: the seat, the ticket's new codes and its QR code inline."""
+    day = ticket.event_date.strftime("%A, %B %-d, %Y")
+    code, pass_code = ticket.ticket.code, _pass_code(ticket)
+    text = (f"Hello,\n\n{transfer.from_email} has sent you a ticket for {day}:\n\n"
+            f"  {_place(ticket)}: ticket {code}, festival day pass {pass_code}\n\n"
+            "Its QR code opens the amphitheatre gate, and the festival gates on the same day.\n"
+            "Sign in with this email address to see it in your account.\n")
+    cid = make_msgid(domain="amphi.local")
+    related = MIMEMultipart("related")
+    related.attach(MIMEText(
+        f"<p>Hello,</p><p>{html.escape(transfer.from_email)} has sent you a ticket for "
+        f"{html.escape(day)}:</p><p><img src=\"cid:{cid[1:-1]}\" alt=\"QR {html.escape(code)}\">"
+        f"<br><b>{html.escape(_place(ticket))}</b><br>Ticket {html.escape(code)}<br>"
+        f"Festival day pass {html.escape(pass_code)}</p>"
+        "<p>Its QR code opens the amphitheatre gate, and the festival gates on the same day.</p>",
+        "html", "utf-8"))
+    image = MIMEImage(qr.png(ticket.ticket.qr_payload), "png")
+    image["Content-ID"] = cid
+    image.add_header("Content-Disposition", "inline", filename=f"{code}.png")
+    related.attach(image)
+    msg = MIMEMultipart("alternative")
+    msg["Subject"] = Header(  # type: ignore[assignment]
+        f"A Pacific Amphitheatre ticket for you - {day}", "utf-8")
+    msg["From"] = settings.email_from
+    msg["To"] = transfer.to_email
+    msg["Message-ID"] = make_msgid(domain="amphi.local")
+    msg["Date"] = formatdate(localtime=False)
+    msg.attach(MIMEText(text, "plain", "utf-8"))
     msg.attach(related)
     return msg
 
@@ -180,3 +215,27 @@ def send_order_emails(settings: Settings, sessions: sessionmaker,
     if failed:
         raise RuntimeError(f"{len(failed)} of {len(order_ids)} emails not sent: {failed}")
     return outcomes
+
+
+def send_transfer_email(settings: Settings, sessions: sessionmaker,
+                        transfer_id: uuid.UUID) -> str:
+    """The recipient's email of one transfer, once (as the order emails: at least once,
+    never lost; a later transfer of the same ticket sends its own)."""
+    with Mailer(settings) as mailer, sessions.begin() as session:
+        transfer = session.scalar(select(TicketTransfer).where(TicketTransfer.id == transfer_id)
+                                  .with_for_update())
+        if transfer is None:
+            return "no such transfer"
+        if transfer.email_sent_at is not None:
+            return "already sent"
+        ticket = session.scalar(
+            select(AmphitheaterTicket).where(AmphitheaterTicket.ticket_id == transfer.ticket_id)
+            .options(selectinload(AmphitheaterTicket.ticket),
+                     selectinload(AmphitheaterTicket.festival_day_ticket),
+                     selectinload(AmphitheaterTicket.section)))
+        assert ticket is not None, "a transferred ticket has its seat"
+        outcome = mailer.deliver(build_transfer_message(settings, transfer, ticket))
+        transfer.email_sent_at = datetime.now(UTC)
+    log.info("transfer email", extra={"transfer_id": str(transfer_id),
+                                      "ticket_id": str(transfer.ticket_id), "outcome": outcome})
+    return outcome

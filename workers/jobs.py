@@ -58,3 +58,8 @@ def fail_order(order_id: str, event_id: str | None = None, event_type: str | Non
 def send_order_emails(order_ids: Sequence[str]) -> dict[str, str]:
     return email.send_order_emails(context.settings(), context.sessions(),
                                    [uuid.UUID(i) for i in order_ids])
+
+
+def send_transfer_email(transfer_id: str) -> str:
+    return email.send_transfer_email(context.settings(), context.sessions(),
+                                     uuid.UUID(transfer_id))

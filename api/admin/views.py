@@ -36,6 +36,7 @@ from ledger.models import (
     Ticket,
     TicketKind,
     TicketStatus,
+    TicketTransfer,
     Venue,
 )
 
@@ -339,7 +340,26 @@ class ScanAdmin(AppView, model=Scan):
     ]
 
 
+class TicketTransferAdmin(AppView, model=TicketTransfer):
+    """Every ticket that changed hands: the codes it had (no gate opens to them now), the
+    version it got, who gave it and to whom."""
+
+    name, name_plural, icon = "Transfer", "Ticket transfers", "fa-solid fa-right-left"
+    can_create = can_edit = can_delete = False
+    column_list: ClassVar = [TicketTransfer.created_at, TicketTransfer.event_date,
+                             TicketTransfer.old_code, TicketTransfer.ticket,
+                             TicketTransfer.version, TicketTransfer.from_email,
+                             TicketTransfer.to_email, TicketTransfer.email_sent_at]
+    column_labels: ClassVar = {TicketTransfer.old_code: "Code given away",
+                               TicketTransfer.ticket: "Ticket (new code)"}
+    column_searchable_list: ClassVar = [TicketTransfer.old_code, TicketTransfer.old_pass_code,
+                                        TicketTransfer.from_email, TicketTransfer.to_email]
+    column_sortable_list: ClassVar = [TicketTransfer.created_at]
+    column_default_sort: ClassVar = [("created_at", True)]
+    column_filters: ClassVar = [DateValuesFilter(TicketTransfer.event_date, title="Event date")]
+
+
 MODEL_VIEWS: list[type[AppView]] = [
     VenueAdmin, SectionAdmin, EventDateAdmin, SeatBlockAdmin, OrderAdmin,
-    AmphitheaterTicketAdmin, TicketAdmin, StripeEventAdmin, ScanAdmin,
+    AmphitheaterTicketAdmin, TicketAdmin, TicketTransferAdmin, StripeEventAdmin, ScanAdmin,
 ]

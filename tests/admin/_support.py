@@ -26,6 +26,7 @@ from ledger.models import (
     Section,
     StripeEvent,
     Ticket,
+    TicketTransfer,
     Venue,
 )
 from ledger.orders import (
@@ -36,6 +37,7 @@ from ledger.orders import (
 )
 from ledger.scans import scan_ticket
 from ledger.tickets import issue_tickets, tickets_of_orders
+from ledger.transfers import Giver, transfer_ticket
 from tests.api._support import EVENT_DATES
 
 USERNAME = "boxoffice"
@@ -53,6 +55,7 @@ LIST_PAGES = {
     "ticket": ["AMPH-", "FEST-", "festival_day"],
     "stripe-event": ["evt_admin_test_1", "payment_intent.succeeded"],
     "scan": ["gate-7", "amphitheater"],
+    "ticket-transfer": ["fan@example.com", "friend@example.com", "2027-06-19"],
 }
 
 
@@ -82,8 +85,8 @@ class Sale:
 
 def record_sale(engine: Engine) -> Sale:
     """Two Orchestra Center seats sold on the first event date the way finalisation
-    records them (order, tickets with their comp festival passes, the Stripe event), and
-    one scan of the first ticket at the amphitheatre gate."""
+    records them (order, tickets with their comp festival passes, the Stripe event), the
+    second given to a friend, and one scan of the first ticket at the amphitheatre gate."""
     day = EVENT_DATES[0]
     with session_factory(engine).begin() as session:
         section = session.scalars(select(Section).where(Section.name == "Orchestra Center")).one()
@@ -96,8 +99,13 @@ def record_sale(engine: Engine) -> Sale:
             lines=[SeatLine(s.seat_index, s.row, s.seat) for s in seats],
         )
         order.status = OrderStatus.COMPLETED
-        issue_tickets(session, [(order, seats)], Signer(Ed25519PrivateKey.generate()))
+        signer = Signer(Ed25519PrivateKey.generate())
+        issue_tickets(session, [(order, seats)], signer)
         issued = tickets_of_orders(session, [order.id])[order.id]
+        transfer_ticket(session, issued[1].ticket.id, giver=Giver("", "fan@example.com"),
+                        to_email="friend@example.com", signer=signer,
+                        now=datetime(2027, 6, 1, tzinfo=UTC), close_hours=24,
+                        tz="America/Los_Angeles")
         record_stripe_event(session, event_id="evt_admin_test_1",
                             event_type="payment_intent.succeeded",
                             payment_intent_id="pi_admin_test_1", order_id=order.id)
@@ -129,6 +137,7 @@ def ledger_snapshot(engine: Engine) -> dict[str, Any]:
             "seats": sorted(session.scalars(select(AmphitheaterTicket.id)).all()),
             "stripe_events": sorted(session.scalars(select(StripeEvent.id)).all()),
             "scans": sorted(session.scalars(select(Scan.id)).all()),
+            "transfers": sorted(session.scalars(select(TicketTransfer.id)).all()),
         }
 
 

@@ -79,7 +79,8 @@ async def test_ticket_details_show_festival_pass(admin: httpx.AsyncClient,
     assert sale.pass_codes[0] in row and sale.pass_codes[1] not in row
 
 
-@pytest.mark.parametrize("identity", ["amphitheater-ticket", "ticket", "stripe-event", "scan"])
+@pytest.mark.parametrize("identity", ["amphitheater-ticket", "ticket", "stripe-event", "scan",
+                                      "ticket-transfer"])
 async def test_ledger_records_are_read_only(admin: httpx.AsyncClient, ledger_engine: Engine,
                                             identity: str) -> None:
     record_sale(ledger_engine)
