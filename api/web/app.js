@@ -7,9 +7,11 @@
 
 const SITE = "Pacific Amphitheatre";
 const TOKEN_KEY = "amphi.token";
+const GUEST_KEY = "amphi.guest";
 const SECTIONS_POLL_MS = 5000;
 const MAX_QUANTITY = 8;
 const STRIPE_JS = "https://js.stripe.com/v3/";
+const HOLDS = "/api/tickets/amphitheater/holds";
 
 const MESSAGES = {
   network: "We could not reach the box office. Check your connection and try again.",
@@ -18,9 +20,11 @@ const MESSAGES = {
   notAdjacent: "Not enough seats together in this section. Try fewer seats or another section.",
   tooMany: "Too many requests. Please wait a moment and try again.",
   holdExpired: "Your hold has expired. The seats have been released.",
+  pickLimit: `You can pick up to ${MAX_QUANTITY} seats at a time. Unpick one to choose another.`,
 };
 
 const money = new Intl.NumberFormat("en-US", { style: "currency", currency: "USD" });
+const whole = new Intl.NumberFormat("en-US");
 // Event dates are calendar days, not instants: format them in UTC so no zone shifts them.
 const calendarDay = new Intl.DateTimeFormat("en-US", { dateStyle: "long", timeZone: "UTC" });
 const clockTime = new Intl.DateTimeFormat("en-US", { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
@@ -121,6 +125,36 @@ function signOut() {
   }
 }
 
+/**
+ * A guest's own random id, made once and kept (localStorage): sent as X-Guest-Id with the
+ * guest's holds, it lets "my holds" find them again after a reload. With `create` false,
+ * null when the app never made one (so it never held anything as this guest).
+ */
+let guestMemo = null;
+function guestId({ create = true } = {}) {
+  if (guestMemo) return guestMemo;
+  let id = null;
+  try {
+    id = localStorage.getItem(GUEST_KEY);
+  } catch {
+    /* see above */
+  }
+  if (id && /^[A-Za-z0-9_-]{16,64}$/.test(id)) return (guestMemo = id);
+  if (!create) return null;
+  id = Array.from(crypto.getRandomValues(new Uint8Array(16)), (x) => x.toString(16).padStart(2, "0")).join("");
+  try {
+    localStorage.setItem(GUEST_KEY, id);
+  } catch {
+    /* it lasts as long as the page then */
+  }
+  return (guestMemo = id);
+}
+
+/** Whose holds these are: the Bearer token says it for a signed-in fan, X-Guest-Id for a guest. */
+function holderHeaders() {
+  return getToken() ? {} : { "X-Guest-Id": guestId() };
+}
+
 /** The token's claims, for showing who is signed in; the server is the one that checks it. */
 function tokenClaims(token) {
   try {
@@ -205,6 +239,10 @@ function alertBox() {
 function say(box, text) {
   box.textContent = text || "";
   box.hidden = !text;
+}
+
+function setText(el, text) {
+  if (el.textContent !== text) el.textContent = text;
 }
 
 function link(href, text, cls = "") {
@@ -315,14 +353,17 @@ async function homePage(s) {
   const alert = alertBox();
   const list = h("ul", { class: "dates" });
   const status = h("p", { class: "muted", role: "status" }, "Loading dates…");
+  const held = h("section", { class: "card my-holds", "aria-labelledby": "my-holds-title", hidden: true });
   render("", [
     heading(SITE),
     h("p", { class: "lede" }, "Choose a date to see the seating map and buy tickets."),
+    held,
     h("h2", {}, "Dates on sale"),
     status,
     alert,
     list,
   ]);
+  myHolds(s, held);
   const r = await eventDates();
   if (!s.alive) return;
   status.textContent = "";
@@ -339,6 +380,54 @@ async function homePage(s) {
     link(`#/date/${d.date}`, d.display, "dates__link"),
     h("span", { class: "dates__meta" }, `${d.day_name} · ${d.event_name}`),
   )));
+}
+
+/** The fan's active holds, if any (a reload or another visit finds them): a way back to each. */
+async function myHolds(s, box) {
+  // A guest who never held anything has no id yet, so no holds: no need to ask.
+  if (!getToken() && !guestId({ create: false })) return;
+  const r = await api(`${HOLDS}/`, { headers: holderHeaders() });
+  if (!s.alive || r.error || !Array.isArray(r.data)) return; // nothing to show: say nothing
+  const items = r.data
+    .filter((x) => x.status === "active" && x.time_left_seconds > 0)
+    .map((hold) => {
+      const whatId = `my-hold-${hold.hold_id}`;
+      const date = h("span", {}, formatDay(hold.event_date));
+      dateDisplay(hold.event_date).then((text) => s.alive && (date.textContent = text));
+      const seats = Array.isArray(hold.seats) && hold.seats.length
+        ? hold.seats.map((x) => `Row ${x.row}, Seat ${x.seat}`).join("; ")
+        : `General admission × ${hold.quantity}`;
+      const left = h("p", { class: "my-holds__time" });
+      session.set(holdKey(hold.hold_id), hold); // the hold page shows it at once
+      return {
+        deadline: performance.now() + hold.time_left_seconds * 1000,
+        left,
+        root: h("li", { class: "my-holds__item" },
+          h("p", { class: "my-holds__what", id: whatId }, h("strong", {}, hold.section_name || "Your seats"), " · ", date),
+          h("p", { class: "my-holds__seats" }, seats),
+          left,
+          h("p", { class: "my-holds__go" },
+            h("a", { href: `#/hold/${hold.hold_id}`, class: "button button--primary", "aria-describedby": whatId }, "Continue"))),
+      };
+    });
+  if (!items.length) return;
+  const list = h("ul", { class: "my-holds__list" }, items.map((x) => x.root));
+  box.replaceChildren(
+    h("h2", { id: "my-holds-title" }, "Your held seats"),
+    h("p", { class: "muted" }, "Finish paying before the time is up, or the seats go back on sale."),
+    list);
+  box.hidden = false;
+  const tick = () => {
+    for (const x of items) {
+      const seconds = Math.max(0, Math.ceil((x.deadline - performance.now()) / 1000));
+      const text = `Time left: ${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
+      if (x.left.textContent !== text) x.left.textContent = text;
+      if (seconds === 0) x.root.remove();
+    }
+    if (!list.children.length) box.hidden = true;
+  };
+  tick();
+  every(s, tick, 1000);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -586,6 +675,7 @@ function showMap(s, v) {
     status: h("p", { class: "muted", role: "status" }, "Loading the seating map…"),
     alert: alertBox(),
     panel: buildPanel(s, v),
+    pick: buildPicker(s, v),
   };
   const e = v.el;
   render("Choose seats", [
@@ -602,13 +692,18 @@ function showMap(s, v) {
         e.panel.root,
       ),
     ),
+    e.pick.root,
   ], { focus: fromLine || "auto" });
   updateTurnLine(v);
   fillLede(s, v);
   loadSections(s, v);
   if (!v.polling) {
     v.polling = true;
-    every(s, () => !document.hidden && loadSections(s, v), SECTIONS_POLL_MS);
+    every(s, () => {
+      if (document.hidden) return;
+      loadSections(s, v);
+      loadSeatMap(s, v);
+    }, SECTIONS_POLL_MS);
   }
 }
 
@@ -766,6 +861,7 @@ function updateSection(v, sec) {
 function select(s, v, id) {
   const sec = v.sections.find((x) => x.id === id);
   if (!sec || sec.available_seats <= 0) return;
+  if (v.el.pick.open && v.el.pick.sectionId !== id) closePicker(v);
   v.selected = id;
   for (const x of v.sections) updateSection(v, x);
   say(v.el.alert, "");
@@ -783,6 +879,7 @@ function buildPanel(s, v) {
       Array.from({ length: MAX_QUANTITY }, (_, i) => h("option", { value: String(i + 1) }, String(i + 1)))),
     total: h("p", { class: "panel__total" }),
     submit: h("button", { type: "submit", class: "button button--primary" }, "Find seats"),
+    pick: h("button", { type: "button", class: "button", "aria-controls": "pick", "aria-expanded": "false" }, "Pick seats on the map"),
     wait: h("p", { class: "muted panel__wait", role: "status" }),
     note: h("p", { class: "muted" }),
   };
@@ -792,9 +889,10 @@ function buildPanel(s, v) {
     p.price,
     h("div", { class: "field field--inline" }, h("label", { for: "quantity" }, "Quantity"), p.quantity),
     p.total,
-    p.submit,
+    h("div", { class: "panel__actions" }, p.submit, p.pick),
     p.wait,
     p.note);
+  p.pick.addEventListener("click", () => openPicker(s, v));
   p.root.addEventListener("submit", (event) => {
     event.preventDefault();
     findSeats(s, v);
@@ -820,6 +918,9 @@ function updatePanel(v) {
   // Not disabled for a section shown sold out: the counts may lag, and the API's answer is
   // what the fan should see (a clear "Sold out" alert).
   p.submit.disabled = Boolean(v.busy) || Boolean(v.coolingDown);
+  // Best available is the default; a reserved section's seats can also be picked one by one.
+  p.pick.hidden = sec.section_type === "general_admission";
+  updatePick(v);
 }
 
 async function findSeats(s, v) {
@@ -830,10 +931,10 @@ async function findSeats(s, v) {
   updatePanel(v);
   say(v.el.alert, "");
   p.wait.textContent = "Finding seats…";
-  const headers = { "Idempotency-Key": newIdempotencyKey() };
+  const headers = { "Idempotency-Key": newIdempotencyKey(), ...holderHeaders() };
   if (v.admission) headers["X-Admission-Token"] = v.admission.token;
   const body = { section_id: sec.id, event_date: v.date, quantity: Number(p.quantity.value) };
-  const r = await api("/api/tickets/amphitheater/holds/create/", { method: "POST", body, headers });
+  const r = await api(`${HOLDS}/create/`, { method: "POST", body, headers });
   if (!s.alive) return;
   v.busy = false;
   p.wait.textContent = "";
@@ -881,16 +982,424 @@ function coolDown(s, v, seconds) {
   updatePanel(v);
   const tick = () => {
     const left = Math.ceil((until - Date.now()) / 1000);
+    const text = left > 0 ? `You can try again in ${left} ${left === 1 ? "second" : "seconds"}.` : "";
+    v.el.panel.wait.textContent = text;
+    if (v.el.pick.open) v.el.pick.wait.textContent = text;
     if (left > 0) {
-      v.el.panel.wait.textContent = `You can try again in ${left} ${left === 1 ? "second" : "seconds"}.`;
       later(s, tick, 1000);
     } else {
       v.coolingDown = false;
-      v.el.panel.wait.textContent = "";
       updatePanel(v);
     }
   };
   tick();
+}
+
+// -- picking seats on a reserved section's map ----------------------------------------------
+//
+// One button a seat (1,500 in the larger sections): free ones toggle (aria-pressed), taken
+// ones are disabled. The map is a single Tab stop; the arrow keys move between free seats.
+
+const seatKey = (row, seat) => `${row}-${seat}`;
+const seatName = (row, seat) => `Row ${row}, Seat ${seat}`;
+const REFUSED_MS = 30000; // how long a seat the API refused stays taken here, if the map lags
+
+function buildPicker(s, v) {
+  const k = {
+    open: false,
+    sectionId: null,
+    seq: 0,
+    etag: null,
+    loading: false,
+    again: false,
+    rowLabels: [],
+    rows: [], // the last map's seat strings, one a row
+    onSale: true,
+    buttons: [], // [row][seat - 1]
+    picked: new Map(), // key -> {row, seat, r, c}
+    refused: new Map(), // key -> when the API said someone else has it
+    tabStop: null,
+    title: h("h2", { id: "pick-title", tabindex: "-1" }, "Pick seats"),
+    close: h("button", { type: "button", class: "button button--quiet pick__close" }, "Close the map"),
+    count: h("p", { class: "muted pick__count" }),
+    status: h("p", { class: "muted", role: "status" }),
+    rowsEl: h("div", { class: "seatmap__rows", role: "group", "aria-labelledby": "pick-title" }),
+    alertSlot: h("div", { class: "pick__alert" }),
+    summary: h("p", { class: "pick__summary", role: "status" }),
+    total: h("p", { class: "panel__total" }),
+    submit: h("button", { type: "submit", class: "button button--primary", disabled: true }, "Hold picked seats"),
+    wait: h("p", { class: "muted panel__wait", role: "status" }),
+  };
+  const key = (cls, text) => h("span", { class: "seat-key" }, h("span", { class: `seat-key__box ${cls}`, "aria-hidden": "true" }), text);
+  // Wider than a phone, the rows scroll sideways inside the map; the stage stays in view.
+  k.scroller = h("div", { class: "seatmap" }, k.rowsEl);
+  k.root = h("form", { id: "pick", class: "card pick", "aria-labelledby": "pick-title", hidden: true, novalidate: true },
+    h("div", { class: "pick__head" }, k.title, k.close),
+    h("p", { class: "muted" },
+      `Pick up to ${MAX_QUANTITY} seats. Row A is nearest the stage. In the map, the arrow keys move between free seats.`),
+    h("p", { class: "seat-keys" }, key("is-free", "Free"), " ", key("is-picked", "Picked"), " ", key("is-taken", "Taken")),
+    k.count,
+    k.status,
+    h("div", { class: "seatmap__stage", "aria-hidden": "true" }, "Stage"),
+    k.scroller,
+    k.alertSlot,
+    k.summary,
+    k.total,
+    k.submit,
+    k.wait);
+  k.close.addEventListener("click", () => {
+    closePicker(v);
+    v.el.panel.pick.focus();
+  });
+  k.rowsEl.addEventListener("click", (event) => {
+    const b = event.target.closest("button.seat");
+    if (b && !b.disabled) togglePick(v, b);
+  });
+  k.rowsEl.addEventListener("keydown", (event) => seatKeys(k, event));
+  k.rowsEl.addEventListener("focusin", (event) => {
+    if (event.target.matches("button.seat")) setTabStop(k, event.target);
+  });
+  k.root.addEventListener("submit", (event) => {
+    event.preventDefault();
+    holdPicked(s, v);
+  });
+  return k;
+}
+
+function openPicker(s, v) {
+  const k = v.el.pick;
+  const sec = v.sections.find((x) => x.id === v.selected);
+  if (!sec || sec.section_type === "general_admission") return;
+  if (!k.open || k.sectionId !== sec.id) {
+    resetPicker(k);
+    k.open = true;
+    k.sectionId = sec.id;
+    k.title.textContent = `Pick seats in ${sec.name}`;
+    k.status.textContent = "Loading the seats…";
+    k.count.textContent = "";
+    k.root.hidden = false;
+    k.alertSlot.append(v.el.alert); // the fan's eyes are on the map now: so are its messages
+    v.el.panel.pick.setAttribute("aria-expanded", "true");
+    updatePick(v);
+    loadSeatMap(s, v, { fresh: true });
+  }
+  k.root.scrollIntoView({ block: "start" });
+  k.title.focus({ preventScroll: true });
+}
+
+function closePicker(v) {
+  const k = v.el.pick;
+  if (!k.open) return;
+  resetPicker(k);
+  k.root.hidden = true;
+  say(v.el.alert, "");
+  v.el.panel.root.before(v.el.alert);
+  v.el.panel.pick.setAttribute("aria-expanded", "false");
+}
+
+function resetPicker(k) {
+  k.open = false;
+  k.sectionId = null;
+  k.seq += 1; // an answer still on its way is for a map no longer shown
+  k.etag = null;
+  k.again = false;
+  k.rowLabels = [];
+  k.rows = [];
+  k.buttons = [];
+  k.picked.clear();
+  k.refused.clear();
+  k.tabStop = null;
+  k.rowsEl.replaceChildren();
+  k.summary.textContent = "";
+  k.total.textContent = "";
+  k.wait.textContent = "";
+}
+
+/** Fetches the open map (with its ETag: unchanged, it costs a 304) and draws it. */
+async function loadSeatMap(s, v, { fresh = false, dropTaken = false } = {}) {
+  const k = v.el.pick;
+  if (!k.open || v.mode !== "map" || !v.venueId) return;
+  if (k.loading) {
+    // one is on its way, maybe from before a refusal: ask again once it is back
+    if (fresh) k.again = { dropTaken: dropTaken || Boolean(k.again && k.again.dropTaken) };
+    return;
+  }
+  if (fresh) k.etag = null;
+  k.loading = true;
+  const seq = k.seq;
+  const url = `/api/tickets/amphitheater/venues/${encodeURIComponent(v.venueId)}/sections/`
+    + `${encodeURIComponent(k.sectionId)}/seats/?event_date=${v.date}`;
+  let r;
+  try {
+    r = await api(url, { auth: false, headers: k.etag ? { "If-None-Match": k.etag } : {} });
+  } finally {
+    k.loading = false;
+  }
+  if (!s.alive || v.mode !== "map") return;
+  if (seq === k.seq && r.status !== 304) {
+    if (r.error) {
+      // A failed refresh keeps the seats on screen; only an empty map says so.
+      if (!k.rows.length) k.status.textContent = r.error.message;
+    } else {
+      k.etag = r.headers.get("ETag");
+      drawSeats(v, r.data, dropTaken);
+    }
+  }
+  if (k.again) {
+    const again = k.again;
+    k.again = false;
+    loadSeatMap(s, v, { fresh: true, dropTaken: again.dropTaken });
+  }
+}
+
+function seatFree(k, r, c) {
+  if (!k.onSale || k.rows[r][c] !== "0") return false;
+  const key = seatKey(k.rowLabels[r], c + 1);
+  const refused = k.refused.get(key);
+  if (refused === undefined) return true;
+  if (Date.now() - refused < REFUSED_MS) return false; // the map may lag the refusal by a moment
+  k.refused.delete(key);
+  return true;
+}
+
+function drawSeats(v, data, dropTaken) {
+  const k = v.el.pick;
+  const labels = data.rows.map((x) => x.row);
+  const sameShape = labels.join() === k.rowLabels.join()
+    && data.rows.every((x, r) => x.seats.length === k.buttons[r].length);
+  const focused = k.rowsEl.contains(document.activeElement) ? document.activeElement : null;
+  k.rows = data.rows.map((x) => x.seats);
+  k.onSale = data.on_sale !== false;
+  // the map confirms a refusal: nothing to remember any more
+  for (const [key] of k.refused) {
+    const [row, seat] = key.split("-");
+    const r = labels.indexOf(row);
+    if (r >= 0 && k.rows[r][Number(seat) - 1] !== "0") k.refused.delete(key);
+  }
+  if (!sameShape) buildSeats(k, data, labels);
+  if (dropTaken) {
+    // after a refusal: keep the fan's picks that are still free, let go of the others
+    for (const [key, p] of k.picked) {
+      if (!seatFree(k, p.r, p.c)) {
+        k.picked.delete(key);
+        k.buttons[p.r][p.c].setAttribute("aria-pressed", "false");
+      }
+    }
+  }
+  k.rows.forEach((row, r) => {
+    for (let c = 0; c < row.length; c += 1) paintSeat(k, r, c);
+  });
+  setText(k.status, !k.onSale
+    ? "The seats in this section are not on sale for this date."
+    : data.free === 0 ? "No seats are free in this section right now." : "");
+  setText(k.count, `${whole.format(data.free)} of ${whole.format(data.free + data.held + data.sold)} seats free`);
+  ensureTabStop(k, focused);
+  updatePick(v);
+}
+
+function buildSeats(k, data, labels) {
+  k.rowLabels = labels;
+  k.tabStop = null;
+  k.rowsEl.style.setProperty("--seats", String(data.seats_per_row || 1));
+  k.buttons = data.rows.map((x, r) => Array.from(x.seats, (_, c) => h("button", {
+    type: "button", class: "seat", tabindex: "-1", "aria-pressed": "false", "data-r": r, "data-c": c,
+  })));
+  k.rowsEl.replaceChildren(...data.rows.map((x, r) => h("div", { class: "seatmap__row" },
+    h("span", { class: "seatmap__label", "aria-hidden": "true" }, x.row),
+    k.buttons[r],
+    h("span", { class: "seatmap__label", "aria-hidden": "true" }, x.row))));
+  // the best seats are in the middle: start there when the map is wider than the screen
+  requestAnimationFrame(() => {
+    k.scroller.scrollLeft = (k.scroller.scrollWidth - k.scroller.clientWidth) / 2;
+  });
+}
+
+function paintSeat(k, r, c) {
+  const b = k.buttons[r][c];
+  const row = k.rowLabels[r];
+  // A picked seat stays the fan's until the hold says otherwise: the map may lag.
+  const free = k.picked.has(seatKey(row, c + 1)) || seatFree(k, r, c);
+  if (b.dataset.free === String(free)) return;
+  b.dataset.free = String(free);
+  const name = free ? seatName(row, c + 1) : `${seatName(row, c + 1)}, taken`;
+  b.disabled = !free;
+  b.setAttribute("aria-label", name);
+  b.title = name;
+}
+
+function togglePick(v, b) {
+  const k = v.el.pick;
+  const r = Number(b.dataset.r);
+  const c = Number(b.dataset.c);
+  const key = seatKey(k.rowLabels[r], c + 1);
+  if (k.picked.has(key)) {
+    k.picked.delete(key);
+    b.setAttribute("aria-pressed", "false");
+    paintSeat(k, r, c);
+  } else if (k.picked.size >= MAX_QUANTITY) {
+    v.el.alert.dataset.source = "pick-limit";
+    say(v.el.alert, MESSAGES.pickLimit);
+    return;
+  } else {
+    k.picked.set(key, { row: k.rowLabels[r], seat: c + 1, r, c });
+    b.setAttribute("aria-pressed", "true");
+  }
+  if (v.el.alert.dataset.source === "pick-limit") say(v.el.alert, "");
+  ensureTabStop(k, document.activeElement);
+  updatePick(v);
+}
+
+function pickedInOrder(k) {
+  return [...k.picked.values()].sort((a, b) => a.r - b.r || a.c - b.c);
+}
+
+function updatePick(v) {
+  const k = v.el.pick;
+  if (!k.open) return;
+  const picks = pickedInOrder(k);
+  const n = picks.length;
+  // Set only when it changes: the summary is a live region, and the map polls.
+  setText(k.summary, n
+    ? `${n} ${n === 1 ? "seat" : "seats"} picked: ${picks.map((x) => `Row ${x.row} Seat ${x.seat}`).join(", ")}`
+    : "No seats picked yet.");
+  const sec = v.sections.find((x) => x.id === k.sectionId);
+  setText(k.total, n && sec ? `${n} × ${money.format(sec.price)} = ${money.format(sec.price * n)}` : "");
+  k.submit.disabled = n === 0 || Boolean(v.busy) || Boolean(v.coolingDown);
+}
+
+// -- the keyboard: one Tab stop in the map, the arrows between free seats ---------------------
+
+function setTabStop(k, b) {
+  if (k.tabStop === b) return;
+  if (k.tabStop) k.tabStop.tabIndex = -1;
+  k.tabStop = b;
+  if (b) b.tabIndex = 0;
+}
+
+function ensureTabStop(k, focused) {
+  let stop = k.tabStop && k.tabStop.isConnected && !k.tabStop.disabled ? k.tabStop : null;
+  if (!stop) {
+    const first = pickedInOrder(k)[0];
+    stop = first
+      ? k.buttons[first.r][first.c]
+      : freeInRows(k, 0, 1, Math.floor(((k.buttons[0] || []).length - 1) / 2));
+  }
+  setTabStop(k, stop);
+  // The focused seat was just taken: the focus goes to the nearest free one.
+  if (focused && focused.matches("button.seat") && focused.disabled && stop) stop.focus();
+  // A map with nothing to focus in it must still scroll from the keyboard.
+  if (stop) k.scroller.removeAttribute("tabindex");
+  else k.scroller.setAttribute("tabindex", "0");
+}
+
+function freeAlong(k, r, c, step) {
+  const row = k.buttons[r];
+  for (; row && c >= 0 && c < row.length; c += step) if (!row[c].disabled) return row[c];
+  return null;
+}
+
+function nearestFree(k, r, c) {
+  const row = k.buttons[r];
+  for (let d = 0; row && d < row.length; d += 1) {
+    for (const x of [c - d, c + d]) if (row[x] && !row[x].disabled) return row[x];
+  }
+  return null;
+}
+
+function freeInRows(k, r, step, c) {
+  for (; r >= 0 && r < k.buttons.length; r += step) {
+    const b = nearestFree(k, r, c);
+    if (b) return b;
+  }
+  return null;
+}
+
+function seatKeys(k, event) {
+  const b = event.target.closest("button.seat");
+  if (!b) return;
+  const r = Number(b.dataset.r);
+  const c = Number(b.dataset.c);
+  const last = k.buttons[r].length - 1;
+  const moves = {
+    ArrowLeft: () => freeAlong(k, r, c - 1, -1),
+    ArrowRight: () => freeAlong(k, r, c + 1, 1),
+    Home: () => freeAlong(k, r, 0, 1),
+    End: () => freeAlong(k, r, last, -1),
+    ArrowUp: () => freeInRows(k, r - 1, -1, c),
+    ArrowDown: () => freeInRows(k, r + 1, 1, c),
+  };
+  if (!moves[event.key]) return;
+  event.preventDefault();
+  const to = moves[event.key]();
+  if (to) {
+    setTabStop(k, to);
+    to.focus();
+  }
+}
+
+// -- holding the picked seats -----------------------------------------------------------------
+
+async function holdPicked(s, v) {
+  const k = v.el.pick;
+  const sec = v.sections.find((x) => x.id === k.sectionId);
+  if (!sec || !k.picked.size || v.busy || v.coolingDown) return;
+  v.busy = true;
+  updatePanel(v);
+  say(v.el.alert, "");
+  k.wait.textContent = "Holding your seats…";
+  const headers = { "Idempotency-Key": newIdempotencyKey(), ...holderHeaders() };
+  if (v.admission) headers["X-Admission-Token"] = v.admission.token;
+  const seats = pickedInOrder(k).map((x) => ({ row: x.row, seat: x.seat }));
+  const r = await api(`${HOLDS}/create/`, { method: "POST", body: { section_id: sec.id, event_date: v.date, seats }, headers });
+  if (!s.alive) return;
+  v.busy = false;
+  k.wait.textContent = "";
+  updatePanel(v);
+  if (r.status === 201) {
+    session.set(holdKey(r.data.hold_id), r.data);
+    location.hash = `#/hold/${r.data.hold_id}`;
+    return;
+  }
+  if (r.error.code === "seats_unavailable") seatsTaken(s, v, r);
+  else {
+    holdRefused(s, v, r);
+    if (r.status === 409) loadSeatMap(s, v, { fresh: true, dropTaken: true });
+  }
+  // The button was off while waiting, which dropped the focus: put it back near the fan.
+  if (k.open && v.mode === "map" && (!document.activeElement || document.activeElement === document.body)) {
+    (k.submit.disabled ? k.title : k.submit).focus({ preventScroll: true });
+  }
+}
+
+/** Someone else was quicker: say which seats, show them taken, keep the fan's other picks. */
+function seatsTaken(s, v, r) {
+  const k = v.el.pick;
+  const details = r.error.details || {};
+  const gone = Array.isArray(details.unavailable) ? details.unavailable : [];
+  const now = Date.now();
+  for (const x of gone) {
+    const key = seatKey(x.row, x.seat);
+    const p = k.picked.get(key);
+    k.picked.delete(key);
+    k.refused.set(key, now);
+    if (p) {
+      k.buttons[p.r][p.c].setAttribute("aria-pressed", "false");
+      paintSeat(k, p.r, p.c);
+    }
+  }
+  v.el.alert.dataset.source = "hold";
+  say(v.el.alert, gone.length
+    ? `Someone else just took ${listText(gone.map((x) => seatName(x.row, x.seat)))}. Pick other seats.`
+    : r.error.message);
+  ensureTabStop(k, null);
+  updatePick(v);
+  loadSeatMap(s, v, { fresh: true, dropTaken: true });
+  v.etag = null; // the sections' counts have moved too
+  loadSections(s, v);
+}
+
+function listText(items) {
+  return items.length < 2 ? items.join("") : `${items.slice(0, -1).join(", ")} and ${items[items.length - 1]}`;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1227,6 +1736,8 @@ function ticketsPage(s, note = "") {
   if (!getToken()) return signInForm(s, note);
   const alert = alertBox();
   const status = h("p", { class: "muted", role: "status" }, "Loading your tickets…");
+  // What the fan just did (a ticket sent): kept while the list reloads under it.
+  const notice = h("p", { class: "notice", role: "status" });
   const list = h("div", { class: "tickets" });
   const email = tokenClaims(getToken()).email;
   const signOutButton = h("button", { type: "button", class: "button button--quiet" }, "Sign out");
@@ -1239,10 +1750,11 @@ function ticketsPage(s, note = "") {
     heading("My tickets"),
     h("div", { class: "account" }, h("p", {}, email ? `Signed in as ${email}` : "Signed in"), signOutButton),
     alert,
+    notice,
     status,
     list,
   ]);
-  loadTickets(s, { alert, status, list });
+  loadTickets(s, { alert, notice, status, list });
 }
 
 async function loadTickets(s, el) {
@@ -1252,13 +1764,14 @@ async function loadTickets(s, el) {
   if (r.status === 401) return ticketsPage(startScreen(), MESSAGES.signInExpired);
   if (r.error) return say(el.alert, r.error.message);
   if (r.data.length === 0) {
+    el.list.replaceChildren(); // the last one may just have been sent to someone
     el.status.textContent = "No tickets yet.";
     return;
   }
-  el.list.replaceChildren(...r.data.map(ticketCard));
+  el.list.replaceChildren(...r.data.map((t) => ticketCard(s, el, t)));
 }
 
-function ticketCard(t) {
+function ticketCard(s, el, t) {
   const row = (label, value) => [h("dt", {}, label), h("dd", {}, value)];
   return h("article", { class: "card ticket" },
     h("h2", {}, t.event_name),
@@ -1274,7 +1787,77 @@ function ticketCard(t) {
       ? h("p", { class: "ticket__festival" }, `Festival day pass: ${t.festival_day_ticket_code}`)
       : null,
     h("img", { class: "ticket__qr", src: t.qr_code, alt: `QR code for ticket ${t.ticket_code}`, width: 200, height: 200 }),
+    t.status === "ISSUED" ? transferBox(s, el, t) : null,
   );
+}
+
+/**
+ * "Transfer": a disclosure under the ticket with a small form. The fan types the recipient's
+ * email and ticks that the ticket will no longer be theirs (the confirmation, in the form
+ * itself); the API moves the ticket and its festival pass with new codes, and the list
+ * reloads without it.
+ */
+function transferBox(s, el, t) {
+  const id = `transfer-${t.id}`;
+  const alert = alertBox();
+  const email = h("input", {
+    id: `${id}-email`, name: "email", type: "email", required: true, maxlength: 320,
+    autocomplete: "off", spellcheck: "false", "aria-describedby": `${id}-note`,
+  });
+  const sure = h("input", { id: `${id}-sure`, name: "confirm", type: "checkbox", required: true });
+  const send = h("button", { type: "submit", class: "button button--primary" }, "Send ticket");
+  const cancel = h("button", { type: "button", class: "button button--quiet" }, "Cancel");
+  const fieldset = h("fieldset", {},
+    h("legend", {}, `Transfer ticket ${t.ticket_code}`),
+    h("p", { id: `${id}-note`, class: "hint" },
+      t.festival_day_ticket_code
+        ? "The ticket and its festival day pass go to the recipient, who gets new codes by email. "
+        : "The ticket goes to the recipient, who gets new codes by email. ",
+      "The QR code shown here will stop working."),
+    alert,
+    h("div", { class: "field" }, h("label", { for: email.id }, "Recipient's email"), email),
+    h("div", { class: "check" }, sure, h("label", { for: sure.id }, "I understand this ticket will no longer be mine")),
+    h("div", { class: "actions" }, send, cancel));
+  const form = h("form", { id, class: "transfer", hidden: true }, fieldset);
+  const open = h("button", {
+    type: "button", class: "button button--quiet", "aria-expanded": "false", "aria-controls": id,
+  }, "Transfer", h("span", { class: "sr-only" }, ` ticket ${t.ticket_code}`));
+
+  const show = (shown) => {
+    form.hidden = !shown;
+    open.setAttribute("aria-expanded", String(shown));
+    if (shown) {
+      el.notice.textContent = "";
+      email.focus();
+    } else {
+      form.reset();
+      say(alert, "");
+    }
+  };
+  open.addEventListener("click", () => show(form.hidden));
+  cancel.addEventListener("click", () => {
+    show(false);
+    open.focus();
+  });
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const to = email.value.trim();
+    say(alert, "");
+    fieldset.disabled = true;
+    const r = await api(`/api/tickets/${encodeURIComponent(t.id)}/transfer/`, { method: "POST", body: { email: to } });
+    if (!s.alive) return;
+    if (r.status === 401) return ticketsPage(startScreen(), MESSAGES.signInExpired);
+    if (r.error) {
+      fieldset.disabled = false;
+      say(alert, r.error.message);
+      email.focus(); // disabling the fieldset dropped the focus
+      return;
+    }
+    el.notice.textContent = `Ticket sent to ${r.data.to_email || to}.`;
+    focusHeading(); // the card with the focus is about to go
+    await loadTickets(s, el);
+  });
+  return h("div", { class: "ticket__transfer" }, h("p", { class: "ticket__actions" }, open), form);
 }
 
 function signInForm(s, note) {

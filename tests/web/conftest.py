@@ -143,6 +143,7 @@ def page(browser: Browser) -> Iterator[Page]:
     page.on("pageerror", lambda e: errors.append(str(e)))
     yield page
     context.close()
-    expected = ("409", "403", "410", "429")  # the answers a journey provokes on purpose
+    # the answers a journey provokes on purpose (Chromium logs each as a console error)
+    expected = ("409", "403", "410", "422", "429")
     unexpected = [e for e in errors if not any(f"status of {s}" in e for s in expected)]
     assert not unexpected, unexpected
