@@ -25,7 +25,7 @@ from sqlalchemy.orm import selectinload, sessionmaker
 
 from amphi import qr
 from amphi.settings import Settings
-from ledger.models import AmphitheaterTicket, Order, OrderStatus, TicketTransfer
+from ledger.models import AmphitheaterTicket, Order, OrderStatus, Ticket, TicketTransfer
 from ledger.tickets import tickets_of_orders
 
 log = logging.getLogger(__name__)
@@ -43,9 +43,7 @@ def _place(t: AmphitheaterTicket) -> str:
 
 def build_message(settings: Settings, order: Order,
                   tickets: list[AmphitheaterTicket]) -> Message:
-    """multipart/alternative: the text, and the HTML with each ticket's QR code inline
-    (multipart/related). Built with the email package's classic MIME classes: its newer
-    EmailMessage API parses every header it sets, and cost more than the QR codes."""
+    """An order's confirmation: each seat, its festival pass and its QR code."""
     day = order.event_date.strftime("%A, %B %-d, %Y")
     name = order.buyer_first_name or "there"
     lines = [f"Hi {name},", "", f"Order {order.order_number} for {day}:", ""]
@@ -62,29 +60,14 @@ def build_message(settings: Settings, order: Order,
         "</td></tr>"
         for t, cid in zip(tickets, cids, strict=True)
     )
-    related = MIMEMultipart("related")
-    related.attach(MIMEText(
-        f"<p>Hi {html.escape(name)},</p><p>Order <b>{html.escape(order.order_number)}</b> "
-        f"for {html.escape(day)}:</p><table>{rows}</table>"
-        "<p>Each QR code opens the amphitheatre gate, and the festival gates on the same day.</p>",
-        "html", "utf-8"))
-    for t, cid in zip(tickets, cids, strict=True):
-        image = MIMEImage(qr.png(t.ticket.qr_payload), "png")
-        image["Content-ID"] = cid
-        image.add_header("Content-Disposition", "inline", filename=f"{t.ticket.code}.png")
-        related.attach(image)
-
-    msg = MIMEMultipart("alternative")
-    # typeshed types MIMEBase's headers as str; its compat32 policy takes a Header as well
-    msg["Subject"] = Header(  # type: ignore[assignment]
-        f"Your Pacific Amphitheatre tickets - {order.order_number}", "utf-8")
-    msg["From"] = settings.email_from
-    msg["To"] = order.buyer_email
-    msg["Message-ID"] = make_msgid(domain="amphi.local")
-    msg["Date"] = formatdate(localtime=False)
-    msg.attach(MIMEText("\n".join(lines), "plain", "utf-8"))
-    msg.attach(related)
-    return msg
+    html_body = (f"<p>Hi {html.escape(name)},</p><p>Order <b>{html.escape(order.order_number)}</b> "
+                 f"for {html.escape(day)}:</p><table>{rows}</table>"
+                 "<p>Each QR code opens the amphitheatre gate, and the festival gates on the "
+                 "same day.</p>")
+    return _assemble(settings, to=order.buyer_email,
+                     subject=f"Your Pacific Amphitheatre tickets - {order.order_number}",
+                     text="\n".join(lines), html_body=html_body,
+                     qr_codes=[(cid, t.ticket) for t, cid in zip(tickets, cids, strict=True)])
 
 
 def build_transfer_message(settings: Settings, transfer: TicketTransfer,
@@ -97,23 +80,35 @@ def build_transfer_message(settings: Settings, transfer: TicketTransfer,
             "Its QR code opens the amphitheatre gate, and the festival gates on the same day.\n"
             "Sign in with this email address to see it in your account.\n")
     cid = make_msgid(domain="amphi.local")
-    related = MIMEMultipart("related")
-    related.attach(MIMEText(
+    html_body = (
         f"<p>Hello,</p><p>{html.escape(transfer.from_email)} has sent you a ticket for "
         f"{html.escape(day)}:</p><p><img src=\"cid:{cid[1:-1]}\" alt=\"QR {html.escape(code)}\">"
         f"<br><b>{html.escape(_place(ticket))}</b><br>Ticket {html.escape(code)}<br>"
         f"Festival day pass {html.escape(pass_code)}</p>"
-        "<p>Its QR code opens the amphitheatre gate, and the festival gates on the same day.</p>",
-        "html", "utf-8"))
-    image = MIMEImage(qr.png(ticket.ticket.qr_payload), "png")
-    image["Content-ID"] = cid
-    image.add_header("Content-Disposition", "inline", filename=f"{code}.png")
-    related.attach(image)
+        "<p>Its QR code opens the amphitheatre gate, and the festival gates on the same day.</p>")
+    return _assemble(settings, to=transfer.to_email,
+                     subject=f"A Pacific Amphitheatre ticket for you - {day}", text=text,
+                     html_body=html_body, qr_codes=[(cid, ticket.ticket)])
+
+
+def _assemble(settings: Settings, *, to: str, subject: str, text: str, html_body: str,
+              qr_codes: list[tuple[str, Ticket]]) -> Message:
+    """multipart/alternative: the text, and the HTML with each ticket's QR code inline
+    (multipart/related), each image under its Content-ID. Built with the email package's
+    classic MIME classes: its newer EmailMessage API parses every header it sets, and cost
+    more than the QR codes."""
+    related = MIMEMultipart("related")
+    related.attach(MIMEText(html_body, "html", "utf-8"))
+    for cid, ticket in qr_codes:
+        image = MIMEImage(qr.png(ticket.qr_payload), "png")
+        image["Content-ID"] = cid
+        image.add_header("Content-Disposition", "inline", filename=f"{ticket.code}.png")
+        related.attach(image)
     msg = MIMEMultipart("alternative")
-    msg["Subject"] = Header(  # type: ignore[assignment]
-        f"A Pacific Amphitheatre ticket for you - {day}", "utf-8")
+    # typeshed types MIMEBase's headers as str; its compat32 policy takes a Header as well
+    msg["Subject"] = Header(subject, "utf-8")  # type: ignore[assignment]
     msg["From"] = settings.email_from
-    msg["To"] = transfer.to_email
+    msg["To"] = to
     msg["Message-ID"] = make_msgid(domain="amphi.local")
     msg["Date"] = formatdate(localtime=False)
     msg.attach(MIMEText(text, "plain", "utf-8"))
