@@ -175,7 +175,7 @@ async def sync(request: Request) -> JSONResponse:
                        _gate(item.get("gate")), admitted))
     state, settings = amphi(request), amphi(request).settings
 
-    def run() -> list[dict[str, Any]]:
+    def run() -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
         results: list[dict[str, Any]] = [{}] * len(parsed)
         for at, i, presented, gate, device_admitted in sorted(parsed):
             code, ticket_id, refused = _read_code(request, presented)
@@ -190,22 +190,19 @@ async def sync(request: Request) -> JSONResponse:
             entry["conflict"] = bool(device_admitted) and not entry["can_enter"]
             entry["index"] = i
             results[i] = entry
-        return results
-
-    def revoked() -> list[dict[str, str]]:
+        # what the device must refuse from now on, for the days it scanned: its bundle may
+        # be older than a transfer
         days = sorted({at.astimezone(ZoneInfo(settings.venue_timezone)).date()
                        for at, *_ in parsed})
         with state.sync_sessions() as session:
-            return revoked_codes(session, days)
+            return results, revoked_codes(session, days)
 
-    results = await run_in_threadpool(run)
+    results, revoked = await run_in_threadpool(run)
     conflicts = sum(1 for r in results if r["conflict"])
     log.info("offline scans synced", extra={"device_id": device_id, "scans": len(results),
                                             "conflicts": conflicts})
-    # what the device must refuse from now on, for the days it scanned: its bundle may be
-    # older than a transfer
     return shapes.ok({"device_id": device_id, "applied": len(results), "conflicts": conflicts,
-                      "results": results, "revoked": await run_in_threadpool(revoked)})
+                      "results": results, "revoked": revoked})
 
 
 routes = [

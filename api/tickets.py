@@ -82,9 +82,9 @@ async def transfer_ticket(request: Request) -> JSONResponse:
         transfers.transfer, state.sync_sessions, state.queue, state.signer, state.settings,
         ticket_id, giver=Giver(principal.user_id, principal.email), to_email=to_email,
         now=state.clock())
-    return shapes.ok({"transfer_id": str(done.transfer_id), "ticket_id": str(done.ticket_id),
+    return shapes.ok({"transfer_id": str(done.id), "ticket_id": str(done.ticket_id),
                       "festival_day_ticket_id": str(done.pass_id) if done.pass_id else None,
-                      "event_date": done.event_date, "to_email": done.to_email,
+                      "event_date": done.event_date.isoformat(), "to_email": done.to_email,
                       "status": "TRANSFERRED",
                       "message": "Ticket transferred; the recipient gets new codes by email."})
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 
 from rq import Queue
@@ -14,25 +13,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from amphi.settings import Settings
 from amphi.signing import Signer
+from ledger.models import TicketTransfer
 from ledger.transfers import Giver, transfer_ticket
 from services import queueing
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class Transferred:
-    transfer_id: uuid.UUID
-    ticket_id: uuid.UUID
-    pass_id: uuid.UUID | None
-    to_email: str
-    event_date: str
-    version: int
-
-
 def transfer(sessions: sessionmaker[Session], queue: Queue, signer: Signer,
              settings: Settings, ticket_id: uuid.UUID, *, giver: Giver, to_email: str,
-             now: datetime) -> Transferred:
+             now: datetime) -> TicketTransfer:
     """Blocking (the API runs it in a thread). Raises the domain error that refuses it."""
     with sessions.begin() as session:
         done = transfer_ticket(session, ticket_id, giver=giver, to_email=to_email,
@@ -41,10 +31,8 @@ def transfer(sessions: sessionmaker[Session], queue: Queue, signer: Signer,
                                tz=settings.venue_timezone)
         # queued before the commit: a failure to queue rolls the transfer back
         queueing.enqueue_transfer_email(queue, done.id)
-        result = Transferred(done.id, done.ticket_id, done.pass_id, done.to_email,
-                             done.event_date.isoformat(), done.version)
     log.info("ticket transferred", extra={
-        "transfer_id": str(result.transfer_id), "ticket_id": str(result.ticket_id),
-        "pass_id": str(result.pass_id), "version": result.version,
+        "transfer_id": str(done.id), "ticket_id": str(done.ticket_id),
+        "pass_id": str(done.pass_id), "version": done.version,
         "from_user_id": giver.user_id})
-    return result
+    return done  # readable after the commit (the sessions do not expire on commit)

@@ -931,20 +931,25 @@ async function findSeats(s, v) {
   updatePanel(v);
   say(v.el.alert, "");
   p.wait.textContent = "Finding seats…";
+  const r = await requestHold(s, v, p.wait, { section_id: sec.id, quantity: Number(p.quantity.value) });
+  if (r) holdRefused(s, v, r);
+}
+
+/** POSTs a hold (`choice`: the section and a quantity, or the seats picked). On 201 it goes
+ * to the hold's page and answers null; otherwise it answers the refusal. */
+async function requestHold(s, v, wait, choice) {
   const headers = { "Idempotency-Key": newIdempotencyKey(), ...holderHeaders() };
   if (v.admission) headers["X-Admission-Token"] = v.admission.token;
-  const body = { section_id: sec.id, event_date: v.date, quantity: Number(p.quantity.value) };
+  const body = { event_date: v.date, ...choice };
   const r = await api(`${HOLDS}/create/`, { method: "POST", body, headers });
-  if (!s.alive) return;
+  if (!s.alive) return null;
   v.busy = false;
-  p.wait.textContent = "";
+  wait.textContent = "";
   updatePanel(v);
-  if (r.status === 201) {
-    session.set(holdKey(r.data.hold_id), r.data);
-    location.hash = `#/hold/${r.data.hold_id}`;
-    return;
-  }
-  holdRefused(s, v, r);
+  if (r.status !== 201) return r;
+  session.set(holdKey(r.data.hold_id), r.data);
+  location.hash = `#/hold/${r.data.hold_id}`;
+  return null;
 }
 
 function holdRefused(s, v, r) {
@@ -1347,19 +1352,9 @@ async function holdPicked(s, v) {
   updatePanel(v);
   say(v.el.alert, "");
   k.wait.textContent = "Holding your seats…";
-  const headers = { "Idempotency-Key": newIdempotencyKey(), ...holderHeaders() };
-  if (v.admission) headers["X-Admission-Token"] = v.admission.token;
   const seats = pickedInOrder(k).map((x) => ({ row: x.row, seat: x.seat }));
-  const r = await api(`${HOLDS}/create/`, { method: "POST", body: { section_id: sec.id, event_date: v.date, seats }, headers });
-  if (!s.alive) return;
-  v.busy = false;
-  k.wait.textContent = "";
-  updatePanel(v);
-  if (r.status === 201) {
-    session.set(holdKey(r.data.hold_id), r.data);
-    location.hash = `#/hold/${r.data.hold_id}`;
-    return;
-  }
+  const r = await requestHold(s, v, k.wait, { section_id: sec.id, seats });
+  if (!r) return;
   if (r.error.code === "seats_unavailable") seatsTaken(s, v, r);
   else {
     holdRefused(s, v, r);
