@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from amphi.accessible import AccessiblePair
 from amphi.keys import BlockKeys
 
 
@@ -25,3 +26,6 @@ class BlockSpec:
     seats_per_row: int
     price_cents: int
     active: bool
+    # reserved: wheelchair spaces and their companions, in the order holds get them
+    accessible: tuple[AccessiblePair, ...] = ()
+    accessible_released: bool = False  # the box office put them on general sale

@@ -88,6 +88,14 @@ class NoAdjacentSeats(DomainError):
     message = "Not enough adjacent seats in this section; try a smaller party or another section."
 
 
+class AccessibleUnavailable(DomainError):
+    """Fewer wheelchair spaces (with companion seats, if asked for) are free than asked for
+    (`available`: how many are)."""
+
+    code = "accessible_unavailable"
+    message = "Not enough wheelchair spaces left in this section; try fewer, or another section."
+
+
 class SeatsUnavailable(DomainError):
     """Some of the seats a fan picked are held or sold (`unavailable` lists them)."""
 

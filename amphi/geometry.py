@@ -12,6 +12,8 @@ from dataclasses import dataclass
 FREE = "0"
 HELD = "H"
 SOLD = "S"
+WHEELCHAIR = "W"  # a free wheelchair space, withheld from general sale (amphi/accessible.py)
+COMPANION = "C"  # the free companion seat beside one, withheld alike
 
 _LETTERS = string.ascii_uppercase
 

@@ -28,6 +28,7 @@ STATUS: dict[type[errors.DomainError], int] = {
     errors.QueueNotOpen: 409,
     errors.SoldOut: 409,
     errors.NoAdjacentSeats: 409,
+    errors.AccessibleUnavailable: 409,
     errors.SeatsUnavailable: 409,
     errors.BlockConflict: 409,
     errors.CheckoutConflict: 409,

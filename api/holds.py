@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -26,6 +26,7 @@ from api.inputs import (
     uuid_value,
 )
 from api.state import amphi
+from engine.hold_types import Accessible
 from engine.holds import HoldEngine
 from ledger.catalog import Catalog, SectionInfo
 
@@ -37,6 +38,7 @@ class _Selection:
     quantity: int
     allow_split: bool
     picks: list[int] | None  # the seats the fan picked (indices, ascending), or best available
+    accessible: Accessible | None  # the wheelchair spaces asked for, or a general hold
 
 
 async def _selection(request: Request) -> _Selection:
@@ -48,19 +50,43 @@ async def _selection(request: Request) -> _Selection:
     section_id = None if known else field_uuid(body, "section_id")
     event_date = field_date(body, "event_date")
     seats = field_seats(body, "seats", most=engine.max_quantity)
-    if seats is None:
+    accessible = _accessible(body, engine.max_quantity)
+    if seats is not None and accessible is not None:
+        raise errors.ValidationFailed(
+            "Ask for picked 'seats' or for 'accessible' wheelchair spaces, not both.",
+            field="accessible")
+    made = len(seats) if seats is not None else accessible.seats if accessible else None
+    if made is None:
         quantity = field_int(body, "quantity", low=1, high=engine.max_quantity)
     else:
-        quantity = len(seats)
+        quantity = made
         if (body.get("quantity") is not None and
                 field_int(body, "quantity", low=1, high=engine.max_quantity) != quantity):
             raise errors.ValidationFailed(
-                "'quantity' must be the number of seats picked (or left out).", field="quantity")
+                "'quantity' must be the number of seats that makes (or left out): "
+                f"{quantity}.", field="quantity")
     allow_split = field_bool(body, "allow_split")
     section = known or catalog.section(section_id)  # type: ignore[arg-type]
     block = catalog.on_sale_block(section, event_date)
     picks = None if seats is None else _seat_indices(section, seats)
-    return _Selection(section, block, quantity, allow_split, picks)
+    if accessible is not None and not section.accessible:
+        raise errors.ValidationFailed(
+            f"{section.name} has no wheelchair spaces; see each section's "
+            "'accessible_spaces'.", field="accessible")
+    return _Selection(section, block, quantity, allow_split, picks, accessible)
+
+
+def _accessible(body: dict[str, Any], most: int) -> Accessible | None:
+    """`"accessible": n` wheelchair spaces, each with its companion seat unless
+    `"companions": false`; None when the body asks for none."""
+    if body.get("accessible") is None:
+        if "companions" in body:
+            raise errors.ValidationFailed("'companions' goes with 'accessible'.",
+                                          field="companions")
+        return None
+    companions = field_bool(body, "companions", default=True)
+    spaces = field_int(body, "accessible", low=1, high=most // 2 if companions else most)
+    return Accessible(spaces, companions)
 
 
 def _seat_indices(section: SectionInfo, seats: list[tuple[str, int]]) -> list[int]:
@@ -90,8 +116,9 @@ async def check_availability(request: Request) -> JSONResponse:
     engine: HoldEngine = amphi(request).holds
     try:
         offer = await engine.check(chosen.block, quantity, allow_split=chosen.allow_split,
-                                   picks=chosen.picks)
-    except (errors.SoldOut, errors.NoAdjacentSeats, errors.SeatsUnavailable) as refused:
+                                   picks=chosen.picks, accessible=chosen.accessible)
+    except (errors.SoldOut, errors.NoAdjacentSeats, errors.SeatsUnavailable,
+            errors.AccessibleUnavailable) as refused:
         price = int(refused.details["price_cents"])  # type: ignore[call-overload]
         body = shapes.check_json(section, quantity, None, price, refused.code)
         if isinstance(refused, errors.SeatsUnavailable):
@@ -122,6 +149,7 @@ async def create_hold(request: Request) -> JSONResponse:
             idempotency_key=key,
             allow_split=chosen.allow_split,
             picks=chosen.picks,
+            accessible=chosen.accessible,
             holder=holder(request, principal),
         )
     except errors.DomainError as refused:
@@ -135,7 +163,8 @@ async def create_hold(request: Request) -> JSONResponse:
     metrics.labelled(metrics.HOLDS_CREATED, section.section_type).inc()
     logs.conclude("hold created", hold_id=hold.hold_id, section=section.slug,
                   event_date=str(block.event_date), quantity=chosen.quantity, seats=hold.seats,
-                  picked=chosen.picks is not None)
+                  picked=chosen.picks is not None,
+                  accessible=chosen.accessible.spaces if chosen.accessible else 0)
     return shapes.ok(shapes.hold_json(section, hold), status=201)
 
 

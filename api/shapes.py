@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 from starlette.responses import JSONResponse
 
-from amphi.geometry import FREE, HELD, SOLD, Geometry, row_label
+from amphi.geometry import COMPANION, FREE, HELD, SOLD, WHEELCHAIR, Geometry, row_label
 from engine.hold_types import BlockCounts, Hold, Offer, SeatMap
 from ledger.catalog import EventDateInfo, SectionInfo, VenueInfo
 
@@ -59,7 +59,8 @@ def _seat_json(rows: int, seats_per_row: int, index: int) -> dict[str, Any]:
     return Geometry(rows, seats_per_row).seat(index).as_json()
 
 
-SEAT_STATES = {FREE: "free", HELD: "held", SOLD: "sold"}
+SEAT_STATES = {FREE: "free", HELD: "held", SOLD: "sold", WHEELCHAIR: "wheelchair",
+               COMPANION: "companion"}
 
 
 def seat_map_json(section: SectionInfo, event_date: date, seat_map: SeatMap) -> dict[str, Any]:
@@ -104,6 +105,8 @@ def section_json(section: SectionInfo, counts: BlockCounts | None) -> dict[str, 
         "held_seats": counts.held if counts else 0,
         "sold_seats": counts.sold if counts else 0,
         "is_on_sale": bool(counts and counts.active),
+        "accessible_spaces": len(section.accessible),
+        "accessible_available": counts.wheelchair_free if counts and counts.active else 0,
         "display_order": section.display_order,
         "map_color": section.map_color,
         "map_coordinates": section.map_coordinates,
@@ -138,6 +141,8 @@ def hold_json(section: SectionInfo, hold: Hold, now_ms: int | None = None) -> di
         "total_price": dollars(hold.total_cents),
         "expires_at": iso_ms(hold.expires_ms),
     }
+    if hold.accessible:
+        body["accessible"] = hold.accessible
     if now_ms is not None:
         active = hold.status == "active" and hold.expires_ms > now_ms
         if hold.status == "active" and not active:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from amphi import errors, keys
+from amphi.accessible import pairs_arg
 from amphi.block_spec import BlockSpec
 from engine import scripts
 from engine.codecs import block_keys, block_ref, parse_block_refs, parse_counts
@@ -23,11 +24,17 @@ def spec_argv(spec: BlockSpec, sold: Sequence[int] | int = ()) -> list[str | int
             "1" if spec.active else "0", sold_arg]
 
 
+def access_argv(spec: BlockSpec) -> list[str]:
+    """The block's accessible seating, as load_block.lua and rebuild_block.lua end their
+    ARGV: the pairs in order ('' none), and '1' if the box office released them."""
+    return [pairs_arg(spec.accessible), "1" if spec.accessible_released else "0"]
+
+
 def load_block_call(
     spec: BlockSpec, sold: Sequence[int] | int = ()
 ) -> tuple[list[str], list[str | int]]:
     """KEYS and ARGV of lua/load_block.lua for `spec`."""
-    return [spec.block.meta, spec.block.seats], spec_argv(spec, sold)
+    return [spec.block.meta, spec.block.seats], [*spec_argv(spec, sold), *access_argv(spec)]
 
 
 def load_outcome(spec: BlockSpec, reply: list[Any]) -> str:
@@ -40,7 +47,7 @@ def load_outcome(spec: BlockSpec, reply: list[Any]) -> str:
 
 def load_block(client: scripts.Client, spec: BlockSpec, sold: Sequence[int] | int = ()) -> str:
     """Create the block in Redis (with `sold` seat indices, or a count for GA) or refresh
-    its price and on-sale flag. Returns 'created' or 'refreshed'."""
+    its price, on-sale flag and accessible seating. Returns 'created' or 'refreshed'."""
     outcome = load_outcome(spec, scripts.run(client, "load_block", *load_block_call(spec, sold)))
     client.sadd(keys.blocks_index(), block_ref(spec.block))
     return outcome

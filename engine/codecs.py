@@ -11,7 +11,7 @@ from datetime import date
 from typing import Any
 
 from amphi import errors, keys
-from engine.hold_types import RECLAIM_LIMIT, BlockCounts, Hold, Offer
+from engine.hold_types import RECLAIM_LIMIT, Accessible, BlockCounts, Hold, Offer
 
 
 @functools.lru_cache(maxsize=4096)
@@ -32,13 +32,21 @@ _FLAG = (b"0", b"1")
 
 def create_args(hold_id: str, quantity: int, *, owner: str, client: str, allow_split: bool,
                 tail: tuple[bytes, ...], keyed: bool, previous_id: str,
-                picks: list[int] | None = None) -> tuple[Any, ...]:
+                picks: list[int] | None = None,
+                accessible: Accessible | None = None) -> tuple[Any, ...]:
     """create_hold's ARGV for a hold; `tail` is ARGV[3] and ARGV[7..10] as `hold_tail`
     encoded them; `picks`, the seat indices the fan chose (ascending), or None for best
-    available."""
+    available; `accessible`, the wheelchair spaces asked for."""
     ttl, mode, limit, max_active, rate = tail
     return (hold_id, quantity, ttl, owner, client, _FLAG[allow_split], mode, limit, max_active,
-            rate, _FLAG[keyed], previous_id, picks_arg(picks))
+            rate, _FLAG[keyed], previous_id, picks_arg(picks), *accessible_args(accessible))
+
+
+def accessible_args(accessible: Accessible | None) -> tuple[Any, ...]:
+    """create_hold's ARGV[14..15]: wheelchair spaces and whether with companions."""
+    if accessible is None:
+        return ()
+    return (accessible.spaces, _FLAG[accessible.companions])
 
 
 def picks_arg(picks: list[int] | None) -> str:
@@ -69,7 +77,7 @@ def parse_counts(reply: list[Any]) -> BlockCounts | None:
     if int(reply[0]) < 0:
         return None
     capacity, held, sold, price, active = (int(v) for v in reply[:5])
-    return BlockCounts(capacity, held, sold, price, active == 1)
+    return BlockCounts(capacity, held, sold, price, active == 1, int(reply[7]), int(reply[8]))
 
 
 def text(value: Any) -> str:
@@ -85,6 +93,7 @@ _REFUSALS: dict[str, type[errors.DomainError]] = {
     "too_many_holds": errors.TooManyHolds,
     "idempotency_mismatch": errors.IdempotencyMismatch,
     "seats_unavailable": errors.SeatsUnavailable,
+    "no_accessible": errors.AccessibleUnavailable,
 }
 
 
@@ -93,7 +102,7 @@ def refusal(reply: list[Any]) -> errors.DomainError:
     cls = _REFUSALS[text(reply[1])]
     if cls in (errors.RateLimited, errors.TooManyHolds):
         return cls(retry_after_ms=int(reply[2]))
-    if cls in (errors.SoldOut, errors.NoAdjacentSeats):
+    if cls in (errors.SoldOut, errors.NoAdjacentSeats, errors.AccessibleUnavailable):
         return cls(available=int(reply[2]), price_cents=int(reply[3]))
     if cls is errors.SeatsUnavailable:  # the engine names the seats (engine/holds.py)
         return cls(seat_indices=[int(v) for v in reply[4:]], price_cents=int(reply[3]))
@@ -123,6 +132,7 @@ def parse_record(hold_id: str, block: keys.BlockKeys, raw: Any) -> Hold:
         created_ms=int(rec["created_ms"]),
         expires_ms=int(rec["expires_ms"]),
         ended_ms=int(rec["ended_ms"]) if rec.get("ended_ms") is not None else None,
+        accessible=int(rec.get("acc", 0)),
     )
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from amphi import errors, keys
 from engine import scripts
 from engine.codecs import (
+    accessible_args,
     block_keys,
     create_args,
     encoded_block_keys,
@@ -29,15 +30,26 @@ from engine.codecs import (
     time_ms,
 )
 from engine.hold_ids import IDEMPOTENCY_WINDOW_S, block_prefix, new_hold_id
-from engine.hold_types import RECLAIM_LIMIT, TOMBSTONE_MS, BlockCounts, Hold, Offer, SeatMap
+from engine.hold_types import (
+    RECLAIM_LIMIT,
+    TOMBSTONE_MS,
+    Accessible,
+    BlockCounts,
+    Hold,
+    Offer,
+    SeatMap,
+)
 from engine.transport.autopipeline import AutoPipeline
 
 INDEX_MARGIN_MS = 60_000  # a holder's index outlives their newest hold by this
 
 
-def _check_picks(picks: list[int] | None, quantity: int) -> None:
+def _check_choice(picks: list[int] | None, accessible: Accessible | None,
+                  quantity: int) -> None:
     if picks is not None and (picks != sorted(set(picks)) or len(picks) != quantity):
         raise ValueError("picks: `quantity` distinct seat indices in ascending order")
+    if accessible is not None and (picks is not None or accessible.seats != quantity):
+        raise ValueError("accessible: no picks, and `quantity` the seats it makes")
 
 
 # -- the async service ------------------------------------------------------------------
@@ -101,16 +113,16 @@ class HoldEngine:
 
     async def check(
         self, block: keys.BlockKeys, quantity: int, *, allow_split: bool = False,
-        picks: list[int] | None = None,
+        picks: list[int] | None = None, accessible: Accessible | None = None,
     ) -> Offer:
         self._check_quantity(quantity)
-        _check_picks(picks, quantity)
+        _check_choice(picks, accessible, quantity)
         reply = await scripts.arun(
             self.client,
             "create_hold",
             block_keys(block),
             ["check", quantity, 0, "", "", int(allow_split), "check", RECLAIM_LIMIT,
-             self.max_active, 0, 0, "", picks_arg(picks)],
+             self.max_active, 0, 0, "", picks_arg(picks), *accessible_args(accessible)],
             via=self.pipeline,
         )
         return parse_offer(reply, quantity)
@@ -125,14 +137,16 @@ class HoldEngine:
         idempotency_key: str | None = None,
         allow_split: bool = False,
         picks: list[int] | None = None,
+        accessible: Accessible | None = None,
         holder: str | None = None,
     ) -> Hold:
         """Hold `quantity` best-available seats for `client` in one script call, or the seats
-        at `picks` (indices, as many as `quantity`), all or none; raises a DomainError if
-        not. A retry with the same Idempotency-Key returns the same hold. `holder` (see
-        `holds_of`) finds it again; its index is written in the same round trip."""
+        at `picks` (indices, as many as `quantity`), or the wheelchair spaces `accessible`
+        asks for (`quantity` its seats), all or none; raises a DomainError if not. A retry
+        with the same Idempotency-Key returns the same hold. `holder` (see `holds_of`) finds
+        it again; its index is written in the same round trip."""
         self._check_quantity(quantity)
-        _check_picks(picks, quantity)
+        _check_choice(picks, accessible, quantity)
         if idempotency_key:
             window = int(time.time()) // IDEMPOTENCY_WINDOW_S
             ids = [new_hold_id(block, client=client, idempotency_key=idempotency_key,
@@ -147,7 +161,7 @@ class HoldEngine:
             create_args(ids[0], quantity, owner=owner, client=client,
                         allow_split=allow_split and picks is None,
                         tail=self._tail, keyed=bool(idempotency_key), previous_id=ids[1],
-                        picks=picks),
+                        picks=picks, accessible=accessible),
             via=self.pipeline,
         )
         if holder:
@@ -170,6 +184,7 @@ class HoldEngine:
             seats=offer.seats,
             expires_ms=offer.expires_ms,
             created_ms=offer.expires_ms - self.ttl_ms,
+            accessible=accessible.spaces if accessible else 0,
         )
 
     async def _index(self, holder: str, hold_id: str) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from amphi import errors, keys
 from amphi.block_spec import BlockSpec
 from engine import scripts
-from engine.blocks import spec_argv
+from engine.blocks import access_argv, spec_argv
 from engine.codecs import block_keys, block_ref, split_records, text, time_ms
 from engine.drift import Snapshot
 
@@ -53,7 +53,7 @@ def rebuild(client: scripts.Client, spec: BlockSpec, *, ticket_seats: list[int] 
         client,
         "rebuild_block",
         [*block_keys(spec.block), spec.block.sales],
-        [*spec_argv(spec, ticket_seats), ",".join(settled_orders)],
+        [*spec_argv(spec, ticket_seats), ",".join(settled_orders), *access_argv(spec)],
     )
     if int(reply[0]) != 1:
         raise errors.BlockConflict(f"{spec.block.tag}: {text(reply[1])}")

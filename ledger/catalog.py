@@ -15,8 +15,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from amphi import errors
+from amphi.accessible import AccessiblePair
 from amphi.keys import BlockKeys
 from amphi.venue_time import show_day_over
+from ledger.inventory import accessible_pairs
 from ledger.models import EventDate, Section, SectionType, Venue
 
 
@@ -34,6 +36,7 @@ class SectionInfo:
     display_order: int
     map_color: str
     map_coordinates: dict[str, Any]
+    accessible: tuple[AccessiblePair, ...] = ()  # wheelchair spaces and companions
 
     @property
     def reserved(self) -> bool:
@@ -146,6 +149,7 @@ async def load_catalog(session: AsyncSession) -> Catalog:
             s.display_order,
             s.map_color,
             s.map_coordinates,
+            accessible_pairs(s),
         )
         for s in await session.scalars(select(Section).where(Section.is_active))
         if s.venue_id in venues

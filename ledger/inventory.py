@@ -2,16 +2,36 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
+from amphi.accessible import AccessiblePair, parse_pairs
 from amphi.block_spec import BlockKind, BlockSpec
+from amphi.geometry import Geometry
 from amphi.keys import BlockKeys
 from amphi.venue_time import show_day_over
 from ledger.models import EventDate, SeatBlock, Section, SectionType, Venue
+
+log = logging.getLogger(__name__)
+
+
+def accessible_pairs(section: Section) -> tuple[AccessiblePair, ...]:
+    """The section's wheelchair spaces with their companions, in the order holds get them.
+    The admin checks the text when it is saved; text that no longer fits the section (set
+    another way) withholds nothing and is logged, rather than stopping the sale."""
+    if not section.accessible_seats or section.section_type != SectionType.RESERVED:
+        return ()
+    try:
+        return parse_pairs(section.accessible_seats,
+                           Geometry(section.rows or 0, section.seats_per_row or 0))
+    except ValueError as exc:
+        log.error("accessible seats ignored", extra={"section": section.slug,
+                                                     "reason": str(exc)})
+        return ()
 
 
 def block_specs(session: Session, *, now: datetime | None = None) -> list[BlockSpec]:
@@ -49,6 +69,8 @@ def block_specs(session: Session, *, now: datetime | None = None) -> list[BlockS
                 seats_per_row=cast(int, section.seats_per_row) if reserved else section.capacity,
                 price_cents=block.price_cents,
                 active=on_sale,
+                accessible=accessible_pairs(section),
+                accessible_released=block.accessible_released,
             )
         )
     return specs

@@ -18,6 +18,7 @@ from sqlalchemy import (
     MetaData,
     String,
     UniqueConstraint,
+    false,
     func,
     text,
 )
@@ -100,6 +101,8 @@ class Section(Base):
     display_order: Mapped[int] = mapped_column(Integer, default=0)
     map_color: Mapped[str] = mapped_column(String(16), default="#888888")
     map_coordinates: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    # wheelchair spaces with their companion seats, "A1+A2, A5+A6" (amphi/accessible.py)
+    accessible_seats: Mapped[str] = mapped_column(String(2000), default="", server_default="")
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = _created()
 
@@ -145,6 +148,8 @@ class SeatBlock(Base):
     event_date: Mapped[date] = mapped_column(Date, index=True)
     price_cents_override: Mapped[int | None] = mapped_column(Integer)
     is_active: Mapped[bool] = mapped_column(default=True)
+    # the box office put the section's accessible spaces on general sale for this date
+    accessible_released: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = _created()
 
     section: Mapped[Section] = relationship(back_populates="blocks")

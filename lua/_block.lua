@@ -7,8 +7,15 @@
 --                        (the sweeper's HSCAN cursor over the client entries of KEYS[4]),
 --                        due_ms (no hold in KEYS[3] expires before it, so create_hold skips
 --                        reclaim until then; written with each new hold, absent: unknown).
+--                        Accessible seating (reserved blocks that have it; amphi/accessible.py):
+--                        access ('space:companion,...' seat indices, in the order holds get
+--                        them), withheld (seats now 'W' or 'C'; absent: 0), access_released
+--                        ('1' once they joined general sale: the block sold out around them,
+--                        or the box office released them; one-way).
 --                        A few fields: Redis keeps it a listpack that one HMGET reads cheaply
--- KEYS[2] {blk}:seats    string, one byte a seat: '0' free, 'H' held, 'S' sold (reserved only)
+-- KEYS[2] {blk}:seats    string, one byte a seat: '0' free, 'H' held, 'S' sold, 'W' a free
+--                        wheelchair space and 'C' a free companion seat, both withheld from
+--                        general sale (reserved only)
 -- KEYS[3] {blk}:holds    zset hold_id -> expires_at_ms, active holds only
 -- KEYS[4] {blk}:records  hash, the block's records by id:
 --                        hold_id -> JSON record (active holds and recent tombstones);
@@ -79,9 +86,106 @@ local function retire(hold_id, rec, status, now)
   redis.call('ZADD', ENDED, now, hold_id)
 end
 
+-- Accessible seating. `access` is meta's field: the pairs as 'space:companion,...'.
+
+-- Seat position (1-based) -> 'W' or 'C' for every seat of the pairs.
+local function access_roles(access)
+  local role = {}
+  for s, c in string.gmatch(access, '(%d+):(%d+)') do
+    role[tonumber(s) + 1], role[tonumber(c) + 1] = 'W', 'C'
+  end
+  return role
+end
+
+-- `seats` with the layout applied: free spaces and companions withheld, any other withheld
+-- seat free again (amphi/accessible.py `withhold`). Returns it and the seats withheld.
+local function withhold(seats, access)
+  local role, n = access_roles(access), 0
+  seats = string.gsub(seats, '[WC]', '0')
+  seats = string.gsub(seats, '()0', function(at)
+    if role[at] then
+      n = n + 1
+      return role[at]
+    end
+  end)
+  return seats, n
+end
+
+-- Put the withheld seats on general sale, for good.
+local function release_withheld()
+  local seats = redis.call('GET', SEATS)
+  if seats then redis.call('SET', SEATS, (string.gsub(seats, '[WC]', '0'))) end
+  redis.call('HSET', META, 'access_released', '1', 'withheld', '0')
+end
+
+-- Whether every seat but the pairs' is sold: no seat outside them free or held. The first
+-- one found ends the look, so a block far from sold out costs one find.
+local function general_sold_out(seats, access)
+  local role, at = access_roles(access), 1
+  while true do
+    local i = string.find(seats, '[0H]', at)
+    if not i then return true end
+    if not role[i] then return false end
+    at = i + 1
+  end
+end
+
+-- After seats were sold: release the withheld seats if the rest of the block is sold out.
+local function release_if_sold_out()
+  local a = redis.call('HMGET', META, 'access', 'access_released')
+  if a[1] and a[2] ~= '1' and general_sold_out(redis.call('GET', SEATS), a[1]) then
+    release_withheld()
+  end
+end
+
+-- The seats of `spaces` wheelchair spaces (with their companions if `companions`), from
+-- the first usable pairs of `access`: a space withheld ('W') or, once released, free ('0'),
+-- its companion likewise (amphi/accessible.py `choose_pairs`). Returns them ascending (nil
+-- when too few pairs are usable), the usable pairs, and how many of them were withheld.
+local function pick_accessible(seats, access, spaces, companions)
+  local picked, found, withheld, byte = {}, 0, 0, string.byte
+  for s, c in string.gmatch(access, '(%d+):(%d+)') do
+    local sb, cb = byte(seats, s + 1), byte(seats, c + 1)
+    if (sb == 87 or sb == 48) and (not companions or cb == 67 or cb == 48) then
+      found = found + 1
+      if found <= spaces then
+        picked[#picked + 1] = tonumber(s)
+        if sb == 87 then withheld = withheld + 1 end
+        if companions then
+          picked[#picked + 1] = tonumber(c)
+          if cb == 67 then withheld = withheld + 1 end
+        end
+      end
+    end
+  end
+  if found < spaces then return nil, found, 0 end
+  table.sort(picked)
+  return picked, found, withheld
+end
+
+-- An accessible hold's seats back: withheld again unless released, by the current layout.
+local function restore_accessible(seats)
+  local a = redis.call('HMGET', META, 'access', 'access_released')
+  if not a[1] or a[2] == '1' then
+    set_seats(seats, '0')
+    return
+  end
+  local role, n = access_roles(a[1]), 0
+  for _, idx in ipairs(seats) do
+    local state = role[idx + 1] or '0'
+    redis.call('SETRANGE', SEATS, string.format('%d', idx), state)
+    if state ~= '0' then n = n + 1 end
+  end
+  if n > 0 then redis.call('HINCRBY', META, 'withheld', n) end
+end
+
 -- Give a hold's seats back to sale and retire it.
 local function end_hold(hold_id, rec, status, now)
-  if rec.seats and #rec.seats > 0 then set_seats(rec.seats, '0') end
+  if rec.acc then
+    restore_accessible(rec.seats)
+  elseif rec.seats and #rec.seats > 0 then
+    set_seats(rec.seats, '0')
+  end
   redis.call('HINCRBY', META, 'held', -rec.qty)
   retire(hold_id, rec, status, now)
 end

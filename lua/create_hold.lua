@@ -1,9 +1,10 @@
 -- lua/create_hold.lua: hold `qty` best-available seats in one block for `ttl_ms`, or the
--- seats the fan picked, all or nothing. With mode 'check' it only answers whether (and which
--- seats) it would hold. Everything a hold needs happens here, in one call on the block's
--- slot: reclaim expired holds, replay a retried request, the client's rate limit and
--- active-hold cap, best available or the picked seats, write.
--- Policy: engine/best_available.py (the spec).
+-- seats the fan picked, or wheelchair spaces (with their companion seats), all or nothing.
+-- With mode 'check' it only answers whether (and which seats) it would hold. Everything a
+-- hold needs happens here, in one call on the block's slot: reclaim expired holds, replay a
+-- retried request, the client's rate limit and active-hold cap, best available, the picked
+-- seats or the accessible pairs, write.
+-- Policy: engine/best_available.py and amphi/accessible.py (the specs).
 --!include _block
 --!include _pick
 -- ARGV[1] hold_id  ARGV[2] qty  ARGV[3] ttl_ms  ARGV[4] owner (user id, '' for a guest)
@@ -13,7 +14,11 @@
 -- already (derived from an Idempotency-Key), '0' for a fresh random id  ARGV[12] with '1':
 -- the id the same key had in the previous hour, so a retry across the hour replays too;
 -- with '0': ''  ARGV[13] the picked seat indices, ascending, comma-separated ('' or absent:
--- best available); qty is their number
+-- best available); qty is their number  ARGV[14] wheelchair spaces asked for ('' or '0': a
+-- general hold)  ARGV[15] '1': each with its companion seat, '0': spaces alone; qty is the
+-- seats that makes
+-- Withheld seats ('W', 'C': see _block.lua) are never a general hold's: its availability is
+-- capacity - held - sold - withheld.
 -- Returns {1, expires_at_ms, price_cents, seat_index, ...}   new hold (check: expires 0)
 --       | {2, expires_at_ms, price_cents, seat_index, ...}   hold_id exists (a retry)
 --       | {3, expires_at_ms, price_cents, seat_index, ...}   ARGV[12] exists (a retry)
@@ -22,14 +27,16 @@
 --         | 'too_many_holds' (n: the hold TTL, by when one has ended at the latest)
 --         | 'idempotency_mismatch'
 --       | {0, 'seats_unavailable', n, price_cents, seat_index, ...}  the n picked seats that
---         are not free (held, sold, or outside the block)
+--         are not free (held, sold, withheld, or outside the block)
+--       | {0, 'no_accessible', n, price_cents}  fewer than ARGV[14] usable pairs (n of them)
 -- Seat indices are 0-based offsets into KEYS[2]; GA holds return none.
 local hold_id, qty, ttl_ms, client = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[5]
 local split, holding = ARGV[6] == '1', ARGV[7] == 'hold'
 local picks = ARGV[13] or ''
+local spaces, companions = tonumber(ARGV[14] or '') or 0, ARGV[15] == '1'
 -- rows is capacity / seats_per_row (load_block checks it): one field fewer to read
 local m = redis.call('HMGET', META, 'kind', 'capacity', 'seats_per_row', 'price_cents',
-  'active', 'held', 'sold', 'due_ms')
+  'active', 'held', 'sold', 'due_ms', 'withheld')
 if not m[1] then return {0, 'no_block', 0, 0} end
 if m[5] ~= '1' then return {0, 'not_on_sale', 0, 0} end
 local kind, capacity, spr = m[1], tonumber(m[2]), tonumber(m[3])
@@ -49,7 +56,8 @@ if ARGV[11] == '1' then
   if existing then
     local rec = cjson.decode(existing)
     if rec.qty ~= qty or (rec.split == 1) ~= split or (rec.picked == 1) ~= (picks ~= '')
-        or (picks ~= '' and table.concat(rec.seats or {}, ',') ~= picks) then
+        or (picks ~= '' and table.concat(rec.seats or {}, ',') ~= picks)
+        or (rec.acc or 0) ~= spaces then
       return {0, 'idempotency_mismatch', 0, price}
     end
     local reply = {code, rec.expires_ms, rec.price_cents}
@@ -77,10 +85,20 @@ if holding then
   end
 end
 
-local available = capacity - held - tonumber(m[7])
+local available = capacity - held - tonumber(m[7]) - tonumber(m[9] or '0')
 
-local picked, gone = {}, nil
-if picks ~= '' then
+local picked, gone, withheld = {}, nil, 0
+if spaces > 0 then
+  if not refusal then
+    local access = redis.call('HGET', META, 'access')
+    local found = 0
+    if access then
+      picked, found, withheld = pick_accessible(redis.call('GET', SEATS), access, spaces,
+        companions)
+    end
+    if not picked then refusal, n = 'no_accessible', found end
+  end
+elseif picks ~= '' then
   if not refusal then
     -- the fan's own choice: taken whole or not at all, and it may strand a seat
     -- (a general-admission block has no seats to pick: every pick is reported gone)
@@ -115,6 +133,7 @@ if holding then
   if kind == 'reserved' then set_seats(picked, 'H') end
   if not due or expires < tonumber(due) then due = expires_s end
   redis.call('HSET', META, 'held', string.format('%d', held + qty), 'due_ms', due)
+  if withheld > 0 then redis.call('HINCRBY', META, 'withheld', -withheld) end
   -- The record as cjson would write it, minus cjson's %.17g number formatting (see Speed
   -- in _block.lua). engine/holds.py parse_record and the other scripts read it.
   local seats_json = ''
@@ -124,9 +143,10 @@ if holding then
   end
   redis.call('HSET', RECORDS, hold_id, string.format(
     '{"status":"active","owner":%s,"client":%s,"qty":%d,"price_cents":%d,"created_ms":%s,'
-      .. '"expires_ms":%s%s%s%s}',
+      .. '"expires_ms":%s%s%s%s%s}',
     cjson.encode(ARGV[4]), cjson.encode(client), qty, price, now_s, expires_s, seats_json,
-    split and ',"split":1' or '', picks ~= '' and ',"picked":1' or ''),
+    split and ',"split":1' or '', picks ~= '' and ',"picked":1' or '',
+    spaces > 0 and string.format(',"acc":%d', spaces) or ''),
     field, client_entry(client_holds + 1, tat, now))
   redis.call('ZADD', HOLDS, expires_s, hold_id)
 end

@@ -4,6 +4,8 @@
 -- finalised right now). Active holds that have not expired keep their seats unless a sold
 -- seat or an earlier hold has them; the others end. Counters (held, sold, each client's
 -- active holds) are recomputed from what remains. A missing block (after a flush) is created.
+-- Accessible seating: the free seats of the pairs are withheld again ('W', 'C') unless the
+-- block released them, or the box office did, or the rest of the block is sold out.
 --!include _block
 -- KEYS[6] {blk}:sales   hash order_id -> JSON {mode, seats, qty} (see sell_hold.lua)
 -- ARGV[1] kind ('reserved' | 'ga')  ARGV[2] capacity  ARGV[3] rows  ARGV[4] seats_per_row
@@ -11,6 +13,8 @@
 -- ARGV[7] the ledger's sold seats: reserved, comma-separated seat indices; ga, a count
 -- ARGV[8] comma-separated ids of orders the ledger has settled (completed, refunded...):
 --         their sales no longer hold seats, their tickets (ARGV[7]) do
+-- ARGV[9] accessible pairs, meta's `access` ('' none)  ARGV[10] '1': the box office
+--         released them to general sale
 -- Returns {1, seats_changed, holds_ended, sold, held}
 --       | {0, 'geometry_mismatch' | 'bad_geometry' | 'bad_kind' | 'bad_sold'}
 local SALES = KEYS[6]
@@ -96,12 +100,19 @@ for i = 1, #active, 2 do
   end
 end
 
-local changed = 0
+local changed, access, withheld = 0, reserved and ARGV[9] or '', 0
+local released = ARGV[10] == '1' or redis.call('HGET', META, 'access_released') == '1'
 if reserved then
   local map = table.concat(state)
+  if access ~= '' and not released then
+    map, withheld = withhold(map, access)
+    if general_sold_out(map, access) then
+      map, withheld, released = string.gsub(map, '[WC]', '0'), 0, true
+    end
+  end
   local before = redis.call('GET', SEATS) or ''
   for i = 1, capacity do
-    if string.sub(before, i, i) ~= state[i] then changed = changed + 1 end
+    if string.byte(before, i) ~= string.byte(map, i) then changed = changed + 1 end
   end
   if changed > 0 then redis.call('SET', SEATS, map) end
 end
@@ -126,7 +137,14 @@ for client, tat in pairs(tats) do
   end
 end
 redis.call('HSET', META, 'kind', kind, 'capacity', capacity, 'rows', rows,
-  'seats_per_row', spr, 'price_cents', ARGV[5], 'active', ARGV[6], 'held', held, 'sold', sold)
+  'seats_per_row', spr, 'price_cents', ARGV[5], 'active', ARGV[6], 'held', held, 'sold', sold,
+  'withheld', withheld)
+if access ~= '' then
+  redis.call('HSET', META, 'access', access)
+else
+  redis.call('HDEL', META, 'access')
+end
+if released then redis.call('HSET', META, 'access_released', '1') end
 -- due_ms unknown: the next hold reads HOLDS and sets it again (see _block.lua).
 redis.call('HDEL', META, 'due_ms')
 -- Holds found past their expiry end as a reclaim would have ended them: counted as expired.

@@ -3,6 +3,10 @@
 -- the fan paid): the same seats if all still free, else the best available adjacent seats
 -- in the same block, else nothing (the order must be refunded). Never oversells. A hold it
 -- finds expired is counted in the block's `expired` (see _block.lua), as reclaim counts.
+-- An accessible order (its seats are wheelchair spaces) re-takes them even while withheld,
+-- else other usable pairs, never general seats; a general order never takes withheld seats.
+-- Seats sold, it puts the withheld seats on general sale if the rest of the block is sold
+-- out (see _block.lua).
 --!include _block
 --!include _pick
 -- KEYS[6] {blk}:sales   hash order_id -> JSON {mode, seats, qty}: what each order got
@@ -50,32 +54,50 @@ if rec and rec.status == 'active' then
 elseif qty == 0 then
   return {0, 'hold_ended'}
 else
-  local c = redis.call('HMGET', META, 'held', 'sold')
-  local available = capacity - tonumber(c[1]) - tonumber(c[2])
-  if available < qty then return {0, 'no_seats'} end
+  local c = redis.call('HMGET', META, 'held', 'sold', 'withheld', 'access')
+  -- an accessible order: its seats are wheelchair spaces (and companions) of the layout
+  local role, spaces, companions = access_roles(c[4] or ''), 0, false
+  for idx in string.gmatch(ARGV[4], '%d+') do
+    local r = role[tonumber(idx) + 1]
+    if r == 'W' then spaces = spaces + 1 elseif r == 'C' then companions = true end
+  end
+  local available = capacity - tonumber(c[1]) - tonumber(c[2]) - tonumber(c[3] or '0')
+  if spaces == 0 and available < qty then return {0, 'no_seats'} end
   if kind == 'reserved' then
-    local map = redis.call('GET', SEATS)
-    local preferred, all_free = {}, true
+    local map, byte = redis.call('GET', SEATS), string.byte
+    local preferred, all_free, taken = {}, true, 0  -- taken: withheld seats it gets
     for idx in string.gmatch(ARGV[4], '%d+') do
       local i = tonumber(idx)
+      local b = byte(map, i + 1)
       preferred[#preferred + 1] = i
-      if string.byte(map, i + 1) ~= 48 then all_free = false end
+      if spaces > 0 and (b == 87 or b == 67) then
+        taken = taken + 1
+      elseif b ~= 48 then
+        all_free = false
+      end
     end
     if #preferred == qty and all_free then
       table.sort(preferred)
       mode, seats = 'same', preferred
     else
-      seats = pick_adjacent(map, rows, spr, qty)
-      if seats == nil then return {0, 'no_seats'} end
+      if spaces > 0 then
+        local picked, _, withheld = pick_accessible(map, c[4], spaces, companions)
+        if picked and #picked == qty then seats, taken = picked, withheld end
+      else
+        seats = pick_adjacent(map, rows, spr, qty)
+      end
+      if seats == nil or #seats == 0 then return {0, 'no_seats'} end
       mode = 'moved'
     end
     set_seats(seats, 'S')
+    if taken > 0 then redis.call('HINCRBY', META, 'withheld', -taken) end
   else
     mode = 'same'
   end
 end
 redis.call('HINCRBY', META, 'sold', qty)
 redis.call('HSET', SALES, order_id, cjson.encode({mode = mode, seats = seats, qty = qty}))
+if kind == 'reserved' then release_if_sold_out() end
 local reply = {1, mode}
 for _, idx in ipairs(seats) do reply[#reply + 1] = idx end
 return reply

@@ -18,6 +18,7 @@ from sqladmin.pagination import Pagination
 from starlette.applications import Starlette
 from starlette.requests import Request
 
+from amphi.accessible import normalised
 from amphi.keys import BlockKeys
 from api.admin.filters import DateValuesFilter
 from api.admin.live import apply_inventory_change
@@ -90,11 +91,12 @@ class SectionAdmin(InventoryView, model=Section):
                              Section.section_type, Section.capacity, Section.rows,
                              Section.seats_per_row, Section.price_cents, Section.map_color,
                              Section.is_active]
-    column_details_list: ClassVar = [*column_list, Section.slug, Section.map_coordinates,
-                                     Section.created_at]
+    column_details_list: ClassVar = [*column_list, Section.accessible_seats, Section.slug,
+                                     Section.map_coordinates, Section.created_at]
     column_labels: ClassVar = {Section.price_cents: "Price", Section.section_type: "Type",
                                Section.display_order: "Order",
-                               Section.map_coordinates: "Map coordinates"}
+                               Section.map_coordinates: "Map coordinates",
+                               Section.accessible_seats: "Accessible seats"}
     column_formatters: ClassVar = {Section.price_cents: dollars_column,
                                    Section.map_color: _swatch}
     column_formatters_detail: ClassVar = column_formatters
@@ -111,15 +113,36 @@ class SectionAdmin(InventoryView, model=Section):
                               Section.section_type, Section.capacity, Section.rows,
                               Section.seats_per_row, Section.price_cents,
                               Section.display_order, Section.map_color,
-                              Section.map_coordinates, Section.is_active]
+                              Section.map_coordinates, Section.accessible_seats,
+                              Section.is_active]
     form_overrides: ClassVar = {"price_cents": DollarsField}
-    form_args: ClassVar = {"price_cents": {"label": "Price ($)"}}
+    form_args: ClassVar = {
+        "price_cents": {"label": "Price ($)"},
+        "accessible_seats": {
+            "label": "Accessible seats",
+            "description": "Wheelchair spaces, each with the companion seat beside it: "
+                           "space+companion, comma-separated, as X1+X2, X49+X50. Held back "
+                           "for fans who ask for them until the rest of a date is sold out.",
+        },
+    }
     form_create_rules: ClassVar = ["venue", "slug", "name", "section_type", "capacity",
                                    "rows", "seats_per_row", "price_cents", "display_order",
-                                   "map_color", "map_coordinates", "is_active"]
+                                   "map_color", "map_coordinates", "accessible_seats",
+                                   "is_active"]
     # Slug and geometry are fixed once the section's blocks are loaded and seats sold.
     form_edit_rules: ClassVar = ["name", "price_cents", "display_order", "map_color",
-                                 "map_coordinates", "is_active"]
+                                 "map_coordinates", "accessible_seats", "is_active"]
+
+    async def on_model_change(self, data: dict, model: Any, is_created: bool,
+                              request: Request) -> None:
+        """Refuses accessible seats that do not fit the section (the form shows why) and
+        saves them written the one way."""
+        kind = data.get("section_type", model.section_type)
+        data["accessible_seats"] = normalised(
+            data.get("accessible_seats") or "",
+            reserved=str(getattr(kind, "value", kind)) == SectionType.RESERVED.value,
+            rows=data.get("rows", model.rows),
+            seats_per_row=data.get("seats_per_row", model.seats_per_row))
 
 
 class EventDateAdmin(InventoryView, model=EventDate):
@@ -142,9 +165,8 @@ class SeatBlockAdmin(InventoryView, model=SeatBlock):
     can_create = can_delete = False  # blocks come from `amphi setup-venue`, with Redis
     column_list: ClassVar = [SeatBlock.event_date, SeatBlock.section, "price_cents",
                              SeatBlock.price_cents_override, SeatBlock.is_active,
-                             "available_seats", "held_seats", "sold_seats", "live_price",
-                             "live_on_sale"]
-    column_details_list: ClassVar = [*column_list, SeatBlock.created_at]
+                             "available_seats", "held_seats", "sold_seats",
+                             "wheelchair_free", "live_price", "live_on_sale"]
     column_labels: ClassVar = {
         "price_cents": "Price",
         SeatBlock.price_cents_override: "Price override",
@@ -152,6 +174,8 @@ class SeatBlockAdmin(InventoryView, model=SeatBlock):
         "available_seats": "Available",
         "held_seats": "Held",
         "sold_seats": "Sold",
+        "wheelchair_free": "Wheelchair spaces free",
+        SeatBlock.accessible_released: "Accessible seats on general sale",
         "live_price": "Price in Redis",
         "live_on_sale": "On sale in Redis",
     }
@@ -170,7 +194,10 @@ class SeatBlockAdmin(InventoryView, model=SeatBlock):
                          title="Section"),
         BooleanFilter(SeatBlock.is_active, title="Active"),
     ]
-    form_columns: ClassVar = [SeatBlock.price_cents_override, SeatBlock.is_active]
+    column_details_list: ClassVar = [*column_list, SeatBlock.accessible_released,
+                                     SeatBlock.created_at]
+    form_columns: ClassVar = [SeatBlock.price_cents_override, SeatBlock.is_active,
+                              SeatBlock.accessible_released]
     form_overrides: ClassVar = {"price_cents_override": DollarsField}
     form_args: ClassVar = {
         "price_cents_override": {
@@ -178,8 +205,14 @@ class SeatBlockAdmin(InventoryView, model=SeatBlock):
             "description": "Empty: the section's price.",
         },
         "is_active": {"label": "Active (on sale)"},
+        "accessible_released": {
+            "label": "Release accessible seats to general sale",
+            "description": "The section's free wheelchair spaces and companion seats join "
+                           "general sale on this date, for good (they do by themselves "
+                           "once the rest is sold out).",
+        },
     }
-    form_edit_rules: ClassVar = ["price_cents_override", "is_active"]
+    form_edit_rules: ClassVar = ["price_cents_override", "is_active", "accessible_released"]
 
     async def _attach_live(self, rows: list[SeatBlock]) -> None:
         """Plain attributes on the loaded rows, which the live columns read."""
@@ -192,6 +225,7 @@ class SeatBlockAdmin(InventoryView, model=SeatBlock):
                 "available_seats": live.available if live else "not loaded",
                 "held_seats": live.held if live else "",
                 "sold_seats": live.sold if live else "",
+                "wheelchair_free": live.wheelchair_free if live else "",
                 "live_price": live.price_cents if live else None,
                 "live_on_sale": live.active if live else "",
             }
