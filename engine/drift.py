@@ -11,7 +11,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from amphi.accessible import AccessiblePair, withhold
 from amphi.block_spec import BlockKind
+from amphi.geometry import COMPANION, FREE, WHEELCHAIR
 
 # Finding kinds. The first ones risk a double sale; the last one cannot be fixed in Redis.
 MISSING_BLOCK = "missing_block"  # no block in Redis: nothing protects its sold seats
@@ -24,6 +26,9 @@ HOLD_SEAT_NOT_HELD = "hold_seat_not_held"  # an active hold's seat is not 'H'
 STALE_HOLD = "stale_hold"  # active long past its expiry: reclaim is not running
 HELD_COUNTER = "held_counter"
 SOLD_COUNTER = "sold_counter"
+WITHHELD_COUNTER = "withheld_counter"  # meta's withheld is not the 'W' and 'C' seats
+ACCESSIBLE_LAYOUT = "accessible_layout"  # a free seat of the pairs is not withheld, or a
+# withheld seat is not one of them (while the block withholds them)
 CLIENT_COUNTER = "client_counter"  # a client's active-hold count (the cap) is wrong
 RECLAIM_BOUND = "reclaim_bound"  # meta's due_ms is after an active hold's expiry: the hot
 # path would leave that hold to the sweeper (see lua/_block.lua)
@@ -65,6 +70,8 @@ class Expected:
     ticket_seats: tuple[int, ...] = ()  # reserved: seat index of each live ticket
     ticket_count: int = 0  # live tickets (reserved and GA)
     settled_orders: frozenset[str] = field(default_factory=frozenset)
+    accessible: tuple[AccessiblePair, ...] = ()  # the section's pairs
+    accessible_released: bool = False  # the box office released them for this date
 
 
 def in_flight_sales(snap: Snapshot, exp: Expected) -> list[dict[str, Any]]:
@@ -105,6 +112,7 @@ def compare(snap: Snapshot, exp: Expected, *, stale_after_ms: int) -> list[Findi
         sold_seats = set(exp.ticket_seats) | {i for s in flying for i in s.get("seats", [])}
         sold = len(sold_seats)
         findings += _seat_findings(snap, exp.capacity, sold_seats, active)
+        findings += _accessible_findings(snap, exp)
     else:
         sold = exp.ticket_count + sum(int(s.get("qty", 0)) for s in flying)
     if int(snap.meta.get("held", -1)) != held:
@@ -157,6 +165,24 @@ def _seat_findings(snap: Snapshot, capacity: int, sold: set[int],
           [i for i, c in enumerate(seats) if c == "H" and i not in held_by])
     check(HOLD_SEAT_NOT_HELD, "seats of active holds are not held",
           [i for i in held_by if seats[i] != "H" and i not in sold])
+    return findings
+
+
+def _accessible_findings(snap: Snapshot, exp: Expected) -> list[Finding]:
+    findings: list[Finding] = []
+    withheld = sum(1 for c in snap.seats if c in (WHEELCHAIR, COMPANION))
+    if int(snap.meta.get("withheld", 0)) != withheld:
+        findings.append(Finding(WITHHELD_COUNTER, f"withheld is {snap.meta.get('withheld', 0)}"
+                                                  f", {withheld} seats are 'W' or 'C'"))
+    released = exp.accessible_released or snap.meta.get("access_released") == "1"
+    should = snap.seats if released else withhold(snap.seats, exp.accessible)
+    if released:
+        should = should.replace(WHEELCHAIR, FREE).replace(COMPANION, FREE)
+    wrong = [i for i, (a, b) in enumerate(zip(snap.seats, should, strict=True)) if a != b]
+    if wrong:
+        findings.append(Finding(ACCESSIBLE_LAYOUT, f"{len(wrong)} seats are not withheld as "
+                                                   "the section's accessible seats say",
+                                tuple(wrong)))
     return findings
 
 

@@ -90,8 +90,8 @@ local available = capacity - held - tonumber(m[7]) - tonumber(m[9] or '0')
 local picked, gone, withheld = {}, nil, 0
 if spaces > 0 then
   if not refusal then
-    local access = redis.call('HGET', META, 'access')
-    local found = 0
+    local access, found = redis.call('HGET', META, 'access'), 0
+    picked = nil  -- a block without pairs has none to give
     if access then
       picked, found, withheld = pick_accessible(redis.call('GET', SEATS), access, spaces,
         companions)

@@ -107,6 +107,7 @@ def _expected(spec: BlockSpec, seats: list[int | None], done: set[str]) -> Expec
         seats_per_row=spec.seats_per_row, price_cents=spec.price_cents,
         active=spec.active, ticket_count=len(seats), settled_orders=frozenset(done),
         ticket_seats=tuple(i for i in seats if i is not None) if reserved else (),
+        accessible=spec.accessible, accessible_released=spec.accessible_released,
     )
 
 

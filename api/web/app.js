@@ -10,6 +10,8 @@ const TOKEN_KEY = "amphi.token";
 const GUEST_KEY = "amphi.guest";
 const SECTIONS_POLL_MS = 5000;
 const MAX_QUANTITY = 8;
+// Each wheelchair space comes with its companion seat (two seats), so half as many at a time.
+const MAX_SPACES = MAX_QUANTITY / 2;
 const STRIPE_JS = "https://js.stripe.com/v3/";
 const HOLDS = "/api/tickets/amphitheater/holds";
 
@@ -21,7 +23,25 @@ const MESSAGES = {
   tooMany: "Too many requests. Please wait a moment and try again.",
   holdExpired: "Your hold has expired. The seats have been released.",
   pickLimit: `You can pick up to ${MAX_QUANTITY} seats at a time. Unpick one to choose another.`,
+  noSpaces: "No wheelchair spaces are free in this section right now. Please choose another section.",
+  fewSpaces: (n, companions) => `Only ${spacesText(n)} ${n === 1 ? "is" : "are"} free in this section`
+    + `${companions ? " with a companion seat beside" : ""}. Ask for fewer, or choose another section.`,
 };
+
+/** "1 wheelchair space", "3 wheelchair spaces". */
+function spacesText(n) {
+  return `${n} wheelchair ${n === 1 ? "space" : "spaces"}`;
+}
+
+/** What a hold's wheelchair spaces are, from its `accessible` count ("" for none). Which of
+ * its seats are the spaces is not in the hold; with companions it has two seats a space. */
+function holdSpacesText(hold) {
+  const n = hold.accessible;
+  if (!(n > 0)) return "";
+  const withCompanions = hold.quantity === 2 * n;
+  if (!withCompanions) return spacesText(n);
+  return n === 1 ? "1 wheelchair space with its companion seat" : `${spacesText(n)}, each with its companion seat`;
+}
 
 const money = new Intl.NumberFormat("en-US", { style: "currency", currency: "USD" });
 const whole = new Intl.NumberFormat("en-US");
@@ -394,9 +414,10 @@ async function myHolds(s, box) {
       const whatId = `my-hold-${hold.hold_id}`;
       const date = h("span", {}, formatDay(hold.event_date));
       dateDisplay(hold.event_date).then((text) => s.alive && (date.textContent = text));
-      const seats = Array.isArray(hold.seats) && hold.seats.length
+      const spaces = holdSpacesText(hold);
+      const seats = (Array.isArray(hold.seats) && hold.seats.length
         ? hold.seats.map((x) => `Row ${x.row}, Seat ${x.seat}`).join("; ")
-        : `General admission × ${hold.quantity}`;
+        : `General admission × ${hold.quantity}`) + (spaces ? ` (${spaces})` : "");
       const left = h("p", { class: "my-holds__time" });
       session.set(holdKey(hold.hold_id), hold); // the hold page shows it at once
       return {
@@ -828,22 +849,46 @@ function buildSection(s, v, sec) {
   // through the CSSOM (allowed by the CSP, unlike style attributes).
   const swatch = h("span", { class: "section__swatch", "aria-hidden": "true" });
   swatch.style.setProperty("--swatch", sec.map_color || "#6c6c6c");
-  ref.button = h("button", { type: "button", class: "section", "aria-pressed": "false", "data-section-id": sec.id },
-    swatch,
-    h("span", { class: "section__name" }, sec.name), " ",
-    ref.avail, " ",
-    ref.price);
+  // A section with wheelchair spaces says how many are free, on a line of its own: the
+  // line is there from the start, so its updates move nothing.
+  if (sec.accessible_spaces > 0) {
+    ref.spaces = h("span", {});
+    // The symbol is for the eye; the words say it to a screen reader.
+    ref.access = h("span", { class: "section__access" }, h("span", { "aria-hidden": "true" }, "♿ "), ref.spaces);
+  }
+  ref.button = h("button", {
+    type: "button", class: ref.access ? "section section--accessible" : "section",
+    "aria-pressed": "false", "data-section-id": sec.id,
+  },
+  swatch,
+  h("span", { class: "section__name" }, sec.name), " ",
+  ref.avail, " ",
+  ref.price,
+  ref.access && [" ", ref.access]);
   ref.button.addEventListener("click", () => select(s, v, sec.id));
   v.el.list.append(h("li", {}, ref.button));
   v.refs.set(sec.id, ref);
 }
 
+/** Whether a fan can choose the section: seats on general sale, or wheelchair spaces (which
+ * general sale never gets, so they may outlast its seats). */
+function sectionOpen(sec) {
+  return sec.available_seats > 0 || sec.accessible_available > 0;
+}
+
+function spacesFreeText(sec) {
+  const n = sec.accessible_available || 0;
+  return n > 0 ? `${spacesText(n)} free` : "No wheelchair spaces free";
+}
+
 function updateSection(v, sec) {
   const ref = v.refs.get(sec.id);
-  const open = sec.available_seats > 0;
-  const availability = open ? `${sec.available_seats} available` : sec.is_on_sale ? "Sold out" : "Not on sale";
+  const open = sectionOpen(sec);
+  const availability = sec.available_seats > 0 ? `${sec.available_seats} available`
+    : open ? "Wheelchair spaces only" : sec.is_on_sale ? "Sold out" : "Not on sale";
   ref.avail.textContent = availability;
   ref.price.textContent = money.format(sec.price);
+  if (ref.spaces) setText(ref.spaces, spacesFreeText(sec));
   ref.button.disabled = !open;
   ref.button.classList.toggle("is-sold-out", !open);
   const chosen = v.selected === sec.id;
@@ -854,13 +899,14 @@ function updateSection(v, sec) {
     ref.wedge.classList.toggle("is-low", open && sec.available_seats * 5 <= sec.capacity);
     ref.wedge.classList.toggle("is-dimmed", !open);
     ref.wedge.classList.toggle("is-selected", chosen);
-    ref.title.textContent = `${sec.name}: ${availability}, ${money.format(sec.price)}`;
+    const spaces = ref.spaces ? `, ${spacesFreeText(sec)}` : "";
+    ref.title.textContent = `${sec.name}: ${availability}, ${money.format(sec.price)}${spaces}`;
   }
 }
 
 function select(s, v, id) {
   const sec = v.sections.find((x) => x.id === id);
-  if (!sec || sec.available_seats <= 0) return;
+  if (!sec || !sectionOpen(sec)) return;
   if (v.el.pick.open && v.el.pick.sectionId !== id) closePicker(v);
   v.selected = id;
   for (const x of v.sections) updateSection(v, x);
@@ -871,12 +917,22 @@ function select(s, v, id) {
   v.el.panel.root.scrollIntoView({ block: "nearest" });
 }
 
+function quantityOptions(most) {
+  return Array.from({ length: most }, (_, i) => h("option", { value: String(i + 1) }, String(i + 1)));
+}
+
 function buildPanel(s, v) {
   const p = {
     title: h("h2", { id: "panel-title", tabindex: "-1" }),
     price: h("p", { class: "muted" }),
-    quantity: h("select", { id: "quantity", name: "quantity" },
-      Array.from({ length: MAX_QUANTITY }, (_, i) => h("option", { value: String(i + 1) }, String(i + 1)))),
+    // Shown for a section with wheelchair spaces: ticked, the quantity counts spaces.
+    accessible: h("input", { id: "accessible", name: "accessible", type: "checkbox", "aria-describedby": "accessible-free" }),
+    spacesFree: h("p", { id: "accessible-free", class: "hint" }),
+    companions: h("input", { id: "companions", name: "companions", type: "checkbox", checked: true }),
+    mode: "seats", // what the quantity counts: "seats", or "spaces" (wheelchair spaces)
+    counts: { seats: "1", spaces: "1" }, // each mode's last choice: 2 seats are not 2 spaces
+    quantityLabel: h("label", { for: "quantity" }, "Quantity"),
+    quantity: h("select", { id: "quantity", name: "quantity" }, quantityOptions(MAX_QUANTITY)),
     total: h("p", { class: "panel__total" }),
     submit: h("button", { type: "submit", class: "button button--primary" }, "Find seats"),
     pick: h("button", { type: "button", class: "button", "aria-controls": "pick", "aria-expanded": "false" }, "Pick seats on the map"),
@@ -884,10 +940,20 @@ function buildPanel(s, v) {
     note: h("p", { class: "muted" }),
   };
   p.quantity.addEventListener("change", () => updatePanel(v));
+  p.accessible.addEventListener("change", () => updatePanel(v));
+  p.companions.addEventListener("change", () => updatePanel(v));
+  p.companionsRow = h("div", { class: "check", hidden: true },
+    p.companions, h("label", { for: "companions" }, "With a companion seat beside each"));
+  p.access = h("div", { class: "panel__access", hidden: true },
+    h("div", { class: "check" },
+      p.accessible,
+      h("div", {}, h("label", { for: "accessible" }, "I need wheelchair spaces"), p.spacesFree)),
+    p.companionsRow);
   p.root = h("form", { class: "card panel", "aria-labelledby": "panel-title", hidden: true, novalidate: true },
     p.title,
     p.price,
-    h("div", { class: "field field--inline" }, h("label", { for: "quantity" }, "Quantity"), p.quantity),
+    p.access,
+    h("div", { class: "field field--inline" }, p.quantityLabel, p.quantity),
     p.total,
     h("div", { class: "panel__actions" }, p.submit, p.pick),
     p.wait,
@@ -911,16 +977,55 @@ function updatePanel(v) {
   p.title.textContent = sec.name;
   const kind = sec.section_type === "general_admission" ? "General admission" : "Reserved seats";
   p.price.textContent = `${money.format(sec.price)} per seat · ${kind}`;
-  const qty = Number(p.quantity.value);
-  p.total.textContent = sec.available_seats > 0
-    ? `${qty} × ${money.format(sec.price)} = ${money.format(sec.price * qty)}`
-    : "This section has just sold out. Please choose another.";
+  const hasSpaces = sec.accessible_spaces > 0;
+  p.access.hidden = !hasSpaces;
+  if (!hasSpaces) p.accessible.checked = false; // another section's choice does not carry over
+  setText(p.spacesFree, hasSpaces ? spacesFreeText(sec) : "");
+  const spaces = p.accessible.checked;
+  setQuantityMode(p, spaces ? "spaces" : "seats");
+  p.companionsRow.hidden = !spaces;
+  p.total.textContent = panelTotal(p, sec);
   // Not disabled for a section shown sold out: the counts may lag, and the API's answer is
   // what the fan should see (a clear "Sold out" alert).
   p.submit.disabled = Boolean(v.busy) || Boolean(v.coolingDown);
   // Best available is the default; a reserved section's seats can also be picked one by one.
   p.pick.hidden = sec.section_type === "general_admission";
   updatePick(v);
+}
+
+/** Switches what the quantity counts, keeping each mode's own last choice. */
+function setQuantityMode(p, mode) {
+  if (p.mode === mode) return;
+  p.counts[p.mode] = p.quantity.value;
+  p.mode = mode;
+  p.quantity.replaceChildren(...quantityOptions(mode === "spaces" ? MAX_SPACES : MAX_QUANTITY));
+  p.quantity.value = p.counts[mode];
+  p.quantityLabel.textContent = mode === "spaces" ? "Wheelchair spaces" : "Quantity";
+}
+
+/** "2 × $75.00 = $150.00", saying what the seats are when they are wheelchair spaces. */
+function panelTotal(p, sec) {
+  const n = Number(p.quantity.value);
+  if (p.mode === "spaces") {
+    if (!(sec.accessible_available > 0)) return "No wheelchair spaces are free in this section right now.";
+    const seats = p.companions.checked ? 2 * n : n;
+    const what = p.companions.checked
+      ? `${spacesText(n)} and ${n === 1 ? "1 companion seat" : `${n} companion seats`}`
+      : spacesText(n);
+    return `${what}: ${seats} × ${money.format(sec.price)} = ${money.format(sec.price * seats)}`;
+  }
+  if (sec.available_seats > 0) return `${n} × ${money.format(sec.price)} = ${money.format(sec.price * n)}`;
+  return sectionOpen(sec)
+    ? "Only wheelchair spaces are left in this section."
+    : "This section has just sold out. Please choose another.";
+}
+
+/** What "Find seats" asks for: the best seats for a quantity, or wheelchair spaces. */
+function holdChoice(p, sec) {
+  const n = Number(p.quantity.value);
+  return p.mode === "spaces"
+    ? { section_id: sec.id, accessible: n, companions: p.companions.checked }
+    : { section_id: sec.id, quantity: n };
 }
 
 async function findSeats(s, v) {
@@ -930,8 +1035,8 @@ async function findSeats(s, v) {
   v.busy = true;
   updatePanel(v);
   say(v.el.alert, "");
-  p.wait.textContent = "Finding seats…";
-  const r = await requestHold(s, v, p.wait, { section_id: sec.id, quantity: Number(p.quantity.value) });
+  p.wait.textContent = p.mode === "spaces" ? "Finding wheelchair spaces…" : "Finding seats…";
+  const r = await requestHold(s, v, p.wait, holdChoice(p, sec));
   if (r) holdRefused(s, v, r);
 }
 
@@ -972,12 +1077,19 @@ function holdRefused(s, v, r) {
   }
   if (code === "sold_out") say(v.el.alert, MESSAGES.soldOut);
   else if (code === "not_enough_adjacent_seats") say(v.el.alert, MESSAGES.notAdjacent);
+  else if (code === "accessible_unavailable") say(v.el.alert, spacesRefused(v, r));
   else if (r.status === 401) say(v.el.alert, MESSAGES.signInExpired);
   else say(v.el.alert, r.error.message);
   if (r.status === 409) {
     v.etag = null; // the counts are stale: fetch them now, not in 5 s
     loadSections(s, v);
   }
+}
+
+/** Fewer wheelchair spaces than asked for: how many there are (with companions, if asked). */
+function spacesRefused(v, r) {
+  const n = Number(r.error.details && r.error.details.available) || 0;
+  return n > 0 ? MESSAGES.fewSpaces(n, v.el.panel.companions.checked) : MESSAGES.noSpaces;
 }
 
 /** Honours Retry-After: the button stays off, with a visible count, until the API will listen. */
@@ -1008,6 +1120,9 @@ function coolDown(s, v, seconds) {
 const seatKey = (row, seat) => `${row}-${seat}`;
 const seatName = (row, seat) => `Row ${row}, Seat ${seat}`;
 const REFUSED_MS = 30000; // how long a seat the API refused stays taken here, if the map lags
+// The seat map's free seats set aside for fans who need wheelchair spaces: "Find seats" with
+// "I need wheelchair spaces" gets them, so they are never picked here (the API refuses it).
+const SET_ASIDE = { W: "wheelchair space", C: "companion seat" };
 
 function buildPicker(s, v) {
   const k = {
@@ -1036,13 +1151,21 @@ function buildPicker(s, v) {
     wait: h("p", { class: "muted panel__wait", role: "status" }),
   };
   const key = (cls, text) => h("span", { class: "seat-key" }, h("span", { class: `seat-key__box ${cls}`, "aria-hidden": "true" }), text);
+  // Only for a section with wheelchair spaces (openPicker shows them).
+  k.accessKeys = h("span", { class: "seat-keys__access", hidden: true },
+    key("is-wheelchair", "Wheelchair space"), " ", key("is-companion", "Companion seat"));
+  k.accessNote = h("p", { class: "hint", hidden: true },
+    "Wheelchair spaces and their companion seats cannot be picked here: to hold them, tick "
+    + "“I need wheelchair spaces” above and choose Find seats.");
   // Wider than a phone, the rows scroll sideways inside the map; the stage stays in view.
   k.scroller = h("div", { class: "seatmap" }, k.rowsEl);
   k.root = h("form", { id: "pick", class: "card pick", "aria-labelledby": "pick-title", hidden: true, novalidate: true },
     h("div", { class: "pick__head" }, k.title, k.close),
     h("p", { class: "muted" },
       `Pick up to ${MAX_QUANTITY} seats. Row A is nearest the stage. In the map, the arrow keys move between free seats.`),
-    h("p", { class: "seat-keys" }, key("is-free", "Free"), " ", key("is-picked", "Picked"), " ", key("is-taken", "Taken")),
+    h("p", { class: "seat-keys" }, key("is-free", "Free"), " ", key("is-picked", "Picked"), " ", key("is-taken", "Taken"),
+      k.accessKeys),
+    k.accessNote,
     k.count,
     k.status,
     h("div", { class: "seatmap__stage", "aria-hidden": "true" }, "Stage"),
@@ -1080,6 +1203,8 @@ function openPicker(s, v) {
     k.open = true;
     k.sectionId = sec.id;
     k.title.textContent = `Pick seats in ${sec.name}`;
+    k.accessKeys.hidden = !(sec.accessible_spaces > 0);
+    k.accessNote.hidden = k.accessKeys.hidden;
     k.status.textContent = "Loading the seats…";
     k.count.textContent = "";
     k.root.hidden = false;
@@ -1197,7 +1322,10 @@ function drawSeats(v, data, dropTaken) {
   setText(k.status, !k.onSale
     ? "The seats in this section are not on sale for this date."
     : data.free === 0 ? "No seats are free in this section right now." : "");
-  setText(k.count, `${whole.format(data.free)} of ${whole.format(data.free + data.held + data.sold)} seats free`);
+  const spaces = data.wheelchair || 0;
+  const setAside = spaces + (data.companion || 0);
+  setText(k.count, `${whole.format(data.free)} of ${whole.format(data.free + data.held + data.sold + setAside)} seats free`
+    + (spaces ? `, and ${spacesText(spaces)}` : ""));
   ensureTabStop(k, focused);
   updatePick(v);
 }
@@ -1224,9 +1352,12 @@ function paintSeat(k, r, c) {
   const row = k.rowLabels[r];
   // A picked seat stays the fan's until the hold says otherwise: the map may lag.
   const free = k.picked.has(seatKey(row, c + 1)) || seatFree(k, r, c);
-  if (b.dataset.free === String(free)) return;
-  b.dataset.free = String(free);
-  const name = free ? seatName(row, c + 1) : `${seatName(row, c + 1)}, taken`;
+  const char = k.rows[r][c];
+  // "free", "taken", or the set-aside seat's letter (the CSS draws W and C apart)
+  const state = free ? "free" : SET_ASIDE[char] ? char : "taken";
+  if (b.dataset.state === state) return;
+  b.dataset.state = state;
+  const name = free ? seatName(row, c + 1) : `${seatName(row, c + 1)}, ${SET_ASIDE[state] || "taken"}`;
   b.disabled = !free;
   b.setAttribute("aria-label", name);
   b.title = name;
@@ -1416,6 +1547,7 @@ function holdPage(s, holdId) {
     section: h("h2", { class: "hold__section" }),
     date: h("p", { class: "hold__date" }),
     seats: h("ul", { class: "hold__seats" }),
+    spaces: h("p", { class: "hold__spaces", hidden: true }),
     total: h("p", { class: "hold__total" }),
     timer: h("p", { class: "timer", role: "timer", "aria-label": "Time left on your hold" }),
     warning: h("p", { class: "sr-only", role: "status" }),
@@ -1431,7 +1563,7 @@ function holdPage(s, holdId) {
     e.again,
     h("div", { class: "hold" },
       h("section", { class: "card hold__summary", "aria-label": "Hold summary" },
-        e.section, e.date, e.seats, e.total, e.timer, e.warning),
+        e.section, e.date, e.seats, e.spaces, e.total, e.timer, e.warning),
       h("div", { class: "hold__checkout" }, v.form.root, e.payment, h("p", {}, e.release)),
     ),
   ]);
@@ -1484,6 +1616,10 @@ function fillHold(s, v) {
   v.el.seats.replaceChildren(...(seats.length
     ? seats.map((x) => h("li", {}, `Row ${x.row}, Seat ${x.seat}`))
     : [h("li", {}, `General admission × ${hold.quantity}`)]));
+  // The hold says how many wheelchair spaces it has, not which of its seats they are.
+  const spaces = holdSpacesText(hold);
+  v.el.spaces.replaceChildren(h("span", { "aria-hidden": "true" }, "♿ "), `Includes ${spaces}`);
+  v.el.spaces.hidden = !spaces;
   v.el.total.textContent = `Total: ${money.format(hold.total_price)}`;
 }
 

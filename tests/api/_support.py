@@ -5,6 +5,7 @@ what a refused request must not change."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -72,6 +73,23 @@ def build_venue(engine: Engine, client: redis.Redis) -> VenueFixture:
         sections=names,
         specs={f"{s.block.event_date.isoformat()}|{s.block.section}": s for s in specs},
     )
+
+
+def set_accessible_seats(engine: Engine, client: redis.Redis, venue: VenueFixture,
+                         name: str, seats: str) -> VenueFixture:
+    """Give section `name` the accessible seats `seats` ("A1+A2, ...") in the ledger, as the
+    admin saves them, and refresh its loaded blocks as the admin's change does. An app built
+    afterwards sees them in its catalogue. Returns the fixture with the new specs."""
+    with session_factory(engine).begin() as session:
+        section = session.scalars(select(Section).where(Section.name == name)).one()
+        section.accessible_seats = seats
+        session.flush()
+        specs = block_specs(session)
+    for spec in specs:
+        if spec.block.section == section.slug:
+            assert load_block(client, spec) == "refreshed"
+    return dataclasses.replace(venue, specs={
+        f"{s.block.event_date.isoformat()}|{s.block.section}": s for s in specs})
 
 
 def insert_event_date(engine: Engine, venue: VenueFixture, day: date) -> None:

@@ -182,9 +182,11 @@ def state_violations(st: BlockState) -> list[str]:
     if not m:
         return ["block not loaded"]
     capacity, held, sold = int(m["capacity"]), int(m["held"]), int(m["sold"])
-    available = capacity - held - sold
-    if not 0 <= available <= capacity or held < 0 or sold < 0:
-        bad.append(f"counters out of range: capacity={capacity} held={held} sold={sold}")
+    withheld = int(m.get("withheld", 0))
+    available = capacity - held - sold - withheld
+    if not 0 <= available <= capacity or held < 0 or sold < 0 or withheld < 0:
+        bad.append(f"counters out of range: capacity={capacity} held={held} sold={sold} "
+                   f"withheld={withheld}")
 
     recs, active, ended = st.records, st.active, st.ended
     qty_sum = 0
@@ -218,8 +220,12 @@ def state_violations(st: BlockState) -> list[str]:
         if len(seats) != capacity or rows * spr != capacity:
             bad.append(f"seat map length {len(seats)}, capacity {capacity}, {rows}x{spr}")
         states = Counter(seats)
-        if set(states) - {"0", "H", "S"}:
-            bad.append(f"unknown seat states {set(states) - {'0', 'H', 'S'}}")
+        if set(states) - {"0", "H", "S", "W", "C"}:
+            bad.append(f"unknown seat states {set(states) - {'0', 'H', 'S', 'W', 'C'}}")
+        if states["W"] + states["C"] != withheld:
+            bad.append(f"{states['W'] + states['C']} 'W'/'C' seats but withheld {withheld}")
+        if withheld and m.get("access_released") == "1":
+            bad.append("seats withheld in a block that released them")
         if states["H"] != held:
             bad.append(f"{states['H']} 'H' seats but held counter {held}")
         if states["S"] != sold:

@@ -1,6 +1,7 @@
 """A hypothesis state machine drives HoldEngine (create, idempotent retry, picked seats,
-check, release, expiry, sweep, availability, on/off sale) against a plain reference model;
-after every step Redis must equal the model: seat map, counters, active holds, statuses.
+accessible holds, check, release, expiry, sweep, availability, on/off sale, the box office
+releasing the wheelchair spaces) against a plain reference model; after every step Redis
+must equal the model: seat map, counters, active holds, statuses.
 
 Time passing is simulated the way it acts on Redis: a hold's score in the block's holds
 zset and its record's `expires_ms` move into the past (`force_expire`). The engine must
@@ -10,6 +11,7 @@ then treat it as expired wherever it looks, and stop counting it against its cli
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from dataclasses import dataclass, field
 
 import redis
@@ -25,12 +27,14 @@ from hypothesis.stateful import (
 )
 
 from amphi import errors, keys
+from amphi.accessible import AccessiblePair, choose_pairs, parse_pairs, usable, withhold
 from amphi.block_spec import BlockSpec
+from amphi.geometry import Geometry
 from amphi.settings import Settings
 from engine import blocks
 from engine.best_available import choose_seats
 from engine.codecs import block_keys
-from engine.hold_types import Hold
+from engine.hold_types import Accessible, Hold
 from tests.engine._support import (
     block_state,
     engine_client,
@@ -44,6 +48,9 @@ from tests.engine._support import (
 
 ROWS, SPR = 4, 8
 RESERVED_SOLD = (0, 13, 27)
+# wheelchair spaces with companions: one in the front row's centre, where best available
+# would sit a party first, and two at the back row's ends
+PAIRS = parse_pairs("A4+A5, D1+D2, D8+D7", Geometry(ROWS, SPR))
 GA_CAPACITY, GA_SOLD = 20, 2
 MAX_ACTIVE = 3
 # client -> (owner, the one block it buys in). Each client sticks to one block, so the
@@ -77,6 +84,8 @@ class MBlock:
     sold: int
     base: str = ""  # reserved: the seat map with only the sold seats
     active: bool = True
+    pairs: tuple[AccessiblePair, ...] = ()
+    released: bool = False  # the wheelchair spaces are on general sale
 
 
 @dataclass
@@ -90,19 +99,25 @@ class Model:
                 and (block is None or h.block == block)]
 
     def seat_map(self, block: str) -> str:
-        seats = list(self.blocks[block].base)
+        b = self.blocks[block]
+        seats = list(b.base)
         for h in self.live(block):
             for i in h.seats:
                 assert seats[i] == "0", "model bug: seat taken twice"
                 seats[i] = "H"
-        return "".join(seats)
+        # the free seats of the pairs are withheld until released
+        return withhold("".join(seats), () if b.released else b.pairs)
 
     def held(self, block: str) -> int:
         return sum(h.qty for h in self.live(block))
 
+    def withheld(self, block: str) -> int:
+        seat_map = self.seat_map(block) if block == "res" else ""
+        return seat_map.count("W") + seat_map.count("C")
+
     def available(self, block: str) -> int:
         b = self.blocks[block]
-        return b.spec.capacity - b.sold - self.held(block)
+        return b.spec.capacity - b.sold - self.held(block) - self.withheld(block)
 
     def reclaim(self, block: str) -> int:
         freed = 0
@@ -126,12 +141,13 @@ class HoldMachine(RuleBasedStateMachine):
         self.model = Model()
         res = new_block("model-res")
         ga = new_block("model-ga")
-        res_spec = reserved_spec(res, ROWS, SPR)
+        res_spec = dataclasses.replace(reserved_spec(res, ROWS, SPR), accessible=PAIRS)
         ga_spec_ = ga_spec(ga, GA_CAPACITY)
         assert blocks.load_block(sync, res_spec, list(RESERVED_SOLD)) == "created"
         assert blocks.load_block(sync, ga_spec_, GA_SOLD) == "created"
         base = "".join("S" if i in RESERVED_SOLD else "0" for i in range(ROWS * SPR))
-        self.model.blocks["res"] = MBlock(res, res_spec, len(RESERVED_SOLD), base)
+        self.model.blocks["res"] = MBlock(res, res_spec, len(RESERVED_SOLD), base,
+                                          pairs=PAIRS)
         self.model.blocks["ga"] = MBlock(ga, ga_spec_, GA_SOLD)
         # each example gets fresh client identities, so owner limits start empty
         self.prefix = res.section
@@ -266,6 +282,59 @@ class HoldMachine(RuleBasedStateMachine):
         if key is not None:
             m.idem[(client, key)] = (got.hold_id, fp)
 
+    @rule(spaces=st.integers(1, 3), companions=st.booleans(),
+          client=st.sampled_from([c for c, (_, b) in CLIENTS.items() if b == "res"]),
+          key=st.sampled_from([None, None, "k1", "k2"]))
+    def accessible(self, spaces: int, companions: bool, client: str, key: str | None) -> None:
+        """A fan asks for wheelchair spaces: the first usable pairs, or none at all."""
+        m, b = self.model, self.model.blocks["res"]
+        ask = Accessible(spaces, companions)
+        fp = f"res|{ask.seats}|acc:{spaces}:{int(companions)}"
+        try:
+            got: Hold | errors.DomainError = self.run(self.engine.create(
+                b.keys, ask.seats, owner=self.owner_of(client), client=self.who(client),
+                idempotency_key=key, accessible=ask))
+        except errors.DomainError as exc:
+            got = exc
+        if key is not None and (client, key) in m.idem:  # a retry
+            self.follow_reclaim("res")
+            hold_id, seen_fp = m.idem[(client, key)]
+            if not b.active and isinstance(got, errors.NotOnSale):
+                return
+            if seen_fp != fp:
+                assert isinstance(got, errors.IdempotencyMismatch), got
+                return
+            assert isinstance(got, Hold) and got.hold_id == hold_id, got
+            return
+        at_cap = m.counted(client) >= MAX_ACTIVE
+        if at_cap or not b.active:
+            allowed = (errors.TooManyHolds,) * at_cap + (errors.NotOnSale,) * (not b.active)
+            assert isinstance(got, allowed), got
+            self.follow_reclaim("res")
+            return
+        m.reclaim("res")
+        seat_map = m.seat_map("res")
+        expected = choose_pairs(seat_map, b.pairs, spaces, companions)
+        if expected is None:
+            assert isinstance(got, errors.AccessibleUnavailable), got
+            assert got.details["available"] == sum(usable(seat_map, p, companions)
+                                                   for p in b.pairs)
+            return
+        assert isinstance(got, Hold), got
+        assert got.seats == expected and got.accessible == spaces, got
+        m.holds.append(MHold(got.hold_id, "res", client, self.owner_of(client), ask.seats,
+                             expected))
+        if key is not None:
+            m.idem[(client, key)] = (got.hold_id, fp)
+
+    @precondition(lambda self: not self.model.blocks["res"].released)
+    @rule()
+    def box_office_releases_the_spaces(self) -> None:
+        b = self.model.blocks["res"]
+        b.spec = dataclasses.replace(b.spec, accessible_released=True)
+        assert blocks.load_block(self.sync, b.spec) == "refreshed"
+        b.released = True
+
     @rule(block=st.sampled_from(["res", "ga"]), qty=st.integers(1, 8),
           allow_split=st.booleans())
     def check(self, block: str, qty: int, allow_split: bool) -> None:
@@ -347,13 +416,15 @@ class HoldMachine(RuleBasedStateMachine):
             assert counts is not None
             assert (counts.capacity, counts.held, counts.sold, counts.active) == (
                 b.spec.capacity, self.model.held(name), b.sold, b.active)
+            seat_map = self.model.seat_map(name) if name == "res" else ""
+            assert (counts.withheld, counts.wheelchair_free) == (
+                self.model.withheld(name), sum(usable(seat_map, p, False) for p in b.pairs))
 
     @rule(block=st.sampled_from(["res", "ga"]), active=st.booleans())
     def set_on_sale(self, block: str, active: bool) -> None:
         b = self.model.blocks[block]
-        spec = BlockSpec(b.spec.block, b.spec.kind, b.spec.capacity, b.spec.rows,
-                         b.spec.seats_per_row, b.spec.price_cents, active)
-        assert blocks.load_block(self.sync, spec) == "refreshed"
+        b.spec = dataclasses.replace(b.spec, active=active)
+        assert blocks.load_block(self.sync, b.spec) == "refreshed"
         b.active = active
 
     # -- after every step ----------------------------------------------------------------------
@@ -366,6 +437,7 @@ class HoldMachine(RuleBasedStateMachine):
             assert not bad, bad
             assert int(st_.meta["held"]) == m.held(name)
             assert int(st_.meta["sold"]) == b.sold
+            assert int(st_.meta.get("withheld", 0)) == m.withheld(name)
             assert st_.meta["active"] == ("1" if b.active else "0")
             if name == "res":
                 assert st_.seats == m.seat_map(name)
