@@ -24,8 +24,8 @@ const MESSAGES = {
   holdExpired: "Your hold has expired. The seats have been released.",
   pickLimit: `You can pick up to ${MAX_QUANTITY} seats at a time. Unpick one to choose another.`,
   noSpaces: "No wheelchair spaces are free in this section right now. Please choose another section.",
-  fewSpaces: (n, companions) => `Only ${spacesText(n)} ${n === 1 ? "is" : "are"} free in this section`
-    + `${companions ? " with a companion seat beside" : ""}. Ask for fewer, or choose another section.`,
+  fewSpaces: (n, companions) => `Only ${spacesText(n)}${companions ? " with a companion seat" : ""} `
+    + `${n === 1 ? "is" : "are"} free in this section. Ask for fewer, or choose another section.`,
 };
 
 /** "1 wheelchair space", "3 wheelchair spaces". */
@@ -1154,7 +1154,7 @@ function buildPicker(s, v) {
   // Only for a section with wheelchair spaces (openPicker shows them).
   k.accessKeys = h("span", { class: "seat-keys__access", hidden: true },
     key("is-wheelchair", "Wheelchair space"), " ", key("is-companion", "Companion seat"));
-  k.accessNote = h("p", { class: "hint", hidden: true },
+  k.accessNote = h("p", { class: "hint pick__access-note", hidden: true },
     "Wheelchair spaces and their companion seats cannot be picked here: to hold them, tick "
     + "“I need wheelchair spaces” above and choose Find seats.");
   // Wider than a phone, the rows scroll sideways inside the map; the stage stays in view.

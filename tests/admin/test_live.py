@@ -76,3 +76,35 @@ async def test_deactivating_a_block_stops_new_holds(
     # Reactivating puts it back on sale at once.
     await _edit_block(admin, pk, price_cents_override="", is_active="y")
     data(await admin.post(f"{BASE}/holds/create/", json=hold_body(section, 1)), 201)
+
+
+async def test_accessible_seats_saved_in_the_admin_are_withheld_at_once(
+    admin: httpx.AsyncClient, venue: VenueFixture, ledger_engine: Engine,
+    redis_client: redis.Redis,
+) -> None:
+    section = venue.sections["Mezzanine Right"]  # 20 rows of 30
+    form = {"name": "Mezzanine Right", "price_cents": "75.00", "display_order": "6",
+            "map_color": "#4895EF", "map_coordinates": "{}", "is_active": "y"}
+    url = f"/admin/section/edit/{section}"
+    refused = await admin.post(url, headers=ORIGIN, data={**form, "accessible_seats": "T1+T3"})
+    assert refused.status_code == 400 and "beside the space" in refused.text
+
+    saved = await admin.post(url, headers=ORIGIN, data={**form, "accessible_seats": " t2+t1 "})
+    assert saved.status_code == 302, saved.text
+    details = await admin.get(f"/admin/section/details/{section}")
+    assert "T2+T1" in details.text  # written the one way
+    for day in ("2027-06-19", "2027-06-21"):
+        assert redis_client.getrange(venue.specs[f"{day}|mezz-right"].block.seats, 570, 571) \
+            == b"CW", day
+    # the API process that saved it serves it at once
+    hold = data(await admin.post(f"{BASE}/holds/create/", json={
+        "section_id": section, "event_date": DAY, "accessible": 1}), 201)
+    assert hold["seats"] == [{"row": "T", "seat": 1}, {"row": "T", "seat": 2}]
+
+    # the box office releases them for one date
+    await _edit_block(admin, block_id(ledger_engine, "Mezzanine Right", "2027-06-20"),
+                      price_cents_override="", is_active="y", accessible_released="y")
+    assert redis_client.getrange(venue.specs["2027-06-20|mezz-right"].block.seats, 570, 571) \
+        == b"00"
+    assert redis_client.getrange(venue.specs["2027-06-21|mezz-right"].block.seats, 570, 571) \
+        == b"CW"

@@ -38,13 +38,15 @@ async def test_seat_map_shows_free_held_and_sold_seats(api: httpx.AsyncClient, v
     assert resp.headers["etag"]
     assert body["section_name"] == "Orchestra Left" and body["event_date"] == DAY
     assert body["seats_per_row"] == 40 and body["on_sale"] is True
-    assert body["legend"] == {"0": "free", "H": "held", "S": "sold"}
+    assert body["legend"] == {"0": "free", "H": "held", "S": "sold", "W": "wheelchair",
+                              "C": "companion"}
     rows = body["rows"]
     assert [r["row"] for r in rows[:3]] == ["A", "B", "C"] and len(rows) == 20
     assert all(len(r["seats"]) == 40 for r in rows)
     assert rows[0]["seats"][0] == "S" and rows[1]["seats"][1] == "S"
     assert rows[2]["seats"][4] == "H"  # C5, the hold above
     assert (body["free"], body["held"], body["sold"]) == (797, 1, 2)
+    assert (body["wheelchair"], body["companion"]) == (0, 0)  # none in this section
     # released: the map shows the seat free again
     await api.post(f"{BASE}/holds/{held['hold_id']}/release/")
     rows = data(await api.get(seat_map_url(venue, "Orchestra Left")))["rows"]
