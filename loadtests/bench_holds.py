@@ -22,8 +22,10 @@ failing):
    blocks (30 rows x 50): empty, 95 % sold at random (fragmented: most rows have no run of
    adjacent free seats), and 95 % sold front-to-back (what best-available leaves), for
    quantities 2 and 4; the same holds with the seats picked by the fan (the seats best
-   available gives there), to compare a pick with a search; and on an empty block with the
-   rate limit on (the admission's cost).
+   available gives there), to compare a pick with a search; on an empty block with the
+   rate limit on (the admission's cost); and on an empty block with 8 wheelchair spaces
+   withheld (row DD, 4 pairs at each end): a general hold, and holds of 1 and 2 spaces
+   with their companion seats (accessible seating's cost).
 
 It FLUSHES the database of ``--redis-url`` (default db 14), before and between phases,
 and only that one. A database that holds keys this benchmark did not write is refused
@@ -37,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import itertools
 import json
 import os
@@ -59,7 +62,9 @@ import redis
 import redis.asyncio as aredis
 
 from amphi import errors, keys
+from amphi.accessible import parse_pairs
 from amphi.block_spec import BlockSpec
+from amphi.geometry import Geometry
 from engine import scripts
 from engine.best_available import choose_seats
 from engine.blocks import load_block
@@ -165,6 +170,11 @@ def block_for(name: str) -> keys.BlockKeys:
 
 def spec_for(block: keys.BlockKeys) -> BlockSpec:
     return BlockSpec(block, "reserved", CAPACITY, ROWS, SPR, PRICE_CENTS, True)
+
+
+# 8 wheelchair spaces in the back row, 4 pairs at each end, as a platform would have them
+PAIRS = parse_pairs("DD1+DD2, DD3+DD4, DD5+DD6, DD7+DD8, DD50+DD49, DD48+DD47, DD46+DD45, "
+                    "DD44+DD43", Geometry(ROWS, SPR))
 
 
 class BlockFeeder:
@@ -559,6 +569,28 @@ def script_times(args: argparse.Namespace, sync: redis.Redis) -> list[dict[str, 
 
     row = measure_server_time(sync, build_limited, n, args.script_reps, "held")
     report({"script": "create_hold", "state": "empty, rate limit 30/min on", "qty": 2, **row})
+
+    # Accessible seating: its spaces withheld in the block, a general hold beside them and
+    # holds that ask for them (ARGV[14..15]).
+    for spaces in (0, 1, 2):
+
+        def build_access(spaces=spaces) -> list[tuple[str, list[str], list[Any]]]:
+            flush(sync)
+            specs = []
+            for i in range(n):
+                block = block_for(f"st-acc{spaces}-{i:05d}")
+                load_block(sync, dataclasses.replace(spec_for(block), accessible=PAIRS), [])
+                qty = 2 * spaces or 2
+                argv = [str(uuid.uuid4()), qty, TTL_SECONDS * 1000, "", f"st:{i}", 0]
+                argv += ["hold", RECLAIM_LIMIT, 4, 0, 0, "", ""]
+                argv += [spaces, 1] if spaces else []
+                specs.append((create.sha, block_keys(block), argv))
+            return specs
+
+        row = measure_server_time(sync, build_access, n, args.script_reps, "held")
+        what = (f"8 wheelchair spaces withheld, {spaces} asked for" if spaces
+                else "8 wheelchair spaces withheld, a general hold")
+        report({"script": "create_hold", "state": what, "qty": 2 * spaces or 2, **row})
     flush(sync)
     return out
 
