@@ -13,7 +13,7 @@ from typing import Any
 
 from amphi.accessible import AccessiblePair, withhold
 from amphi.block_spec import BlockKind
-from amphi.geometry import COMPANION, FREE, WHEELCHAIR
+from amphi.geometry import COMPANION, WHEELCHAIR
 
 # Finding kinds. The first ones risk a double sale; the last one cannot be fixed in Redis.
 MISSING_BLOCK = "missing_block"  # no block in Redis: nothing protects its sold seats
@@ -177,9 +177,7 @@ def _accessible_findings(snap: Snapshot, exp: Expected) -> list[Finding]:
         findings.append(Finding(WITHHELD_COUNTER, f"withheld is {snap.meta.get('withheld', 0)}"
                                                   f", {withheld} seats are 'W' or 'C'"))
     released = exp.accessible_released or snap.meta.get("access_released") == "1"
-    should = snap.seats if released else withhold(snap.seats, exp.accessible)
-    if released:
-        should = should.replace(WHEELCHAIR, FREE).replace(COMPANION, FREE)
+    should = withhold(snap.seats, () if released else exp.accessible)
     wrong = [i for i, (a, b) in enumerate(zip(snap.seats, should, strict=True)) if a != b]
     if wrong:
         findings.append(Finding(ACCESSIBLE_LAYOUT, f"{len(wrong)} seats are not withheld as "
