@@ -183,6 +183,37 @@ class HoldMachine(RuleBasedStateMachine):
         self.run(self.aclient.aclose())
         self.loop.close()
 
+    def answered_before_seats(self, block: str, got: Hold | errors.DomainError, client: str,
+                              key: str | None, fp: str) -> bool:
+        """Checks the answers that come before any seat is looked at: a retried key (the
+        same hold as the model has it, or a mismatch for another request), the client's cap
+        and a block off sale. True if `got` was one of them; otherwise the model reclaims
+        the block's expired holds, as the script did before choosing seats."""
+        m, b = self.model, self.model.blocks[block]
+        if key is not None and (client, key) in m.idem:  # a retry
+            self.follow_reclaim(block)
+            hold_id, seen_fp = m.idem[(client, key)]
+            if not b.active and isinstance(got, errors.NotOnSale):
+                return True  # refused while off sale: tolerable, nothing may change
+            if seen_fp != fp:
+                assert isinstance(got, errors.IdempotencyMismatch), got
+                return True
+            assert isinstance(got, Hold), got
+            h = next(h for h in m.holds if h.hold_id == hold_id)
+            assert got.hold_id == h.hold_id and got.seats == h.seats
+            # the record as it is: a past-due hold not yet reclaimed still says active
+            assert got.status == ("active" if h.past_due else h.status)
+            return True
+        at_cap = m.counted(client) >= MAX_ACTIVE
+        if at_cap or not b.active:
+            # either refusal may come first when both apply
+            allowed = (errors.TooManyHolds,) * at_cap + (errors.NotOnSale,) * (not b.active)
+            assert isinstance(got, allowed), got
+            self.follow_reclaim(block)
+            return True
+        m.reclaim(block)
+        return False
+
     # -- rules ---------------------------------------------------------------------------------
     @rule(qty=st.integers(1, 8), allow_split=st.booleans(),
           client=st.sampled_from(sorted(CLIENTS)), key=st.sampled_from([None, None, "k1", "k2"]))
@@ -197,28 +228,8 @@ class HoldMachine(RuleBasedStateMachine):
         except errors.DomainError as exc:
             got = exc
 
-        if key is not None and (client, key) in m.idem:  # a retry
-            self.follow_reclaim(block)
-            hold_id, seen_fp = m.idem[(client, key)]
-            if not b.active and isinstance(got, errors.NotOnSale):
-                return  # refused while off sale: tolerable, nothing may change
-            if seen_fp != fp:
-                assert isinstance(got, errors.IdempotencyMismatch), got
-                return
-            assert isinstance(got, Hold), got
-            h = next(h for h in m.holds if h.hold_id == hold_id)
-            assert got.hold_id == h.hold_id and got.seats == h.seats
-            # the record as it is: a past-due hold not yet reclaimed still says active
-            assert got.status == ("active" if h.past_due else h.status)
+        if self.answered_before_seats(block, got, client, key, fp):
             return
-        at_cap = m.counted(client) >= MAX_ACTIVE
-        if at_cap or not b.active:
-            # either refusal may come first when both apply
-            allowed = (errors.TooManyHolds,) * at_cap + (errors.NotOnSale,) * (not b.active)
-            assert isinstance(got, allowed), got
-            self.follow_reclaim(block)
-            return
-        m.reclaim(block)
         available = m.available(block)
         if available < qty:
             assert isinstance(got, errors.SoldOut), got
@@ -252,23 +263,8 @@ class HoldMachine(RuleBasedStateMachine):
                 idempotency_key=key, picks=picks))
         except errors.DomainError as exc:
             got = exc
-        if key is not None and (client, key) in m.idem:  # a retry
-            self.follow_reclaim("res")
-            hold_id, seen_fp = m.idem[(client, key)]
-            if not b.active and isinstance(got, errors.NotOnSale):
-                return
-            if seen_fp != fp:
-                assert isinstance(got, errors.IdempotencyMismatch), got
-                return
-            assert isinstance(got, Hold) and got.hold_id == hold_id and got.seats == picks, got
+        if self.answered_before_seats("res", got, client, key, fp):
             return
-        at_cap = m.counted(client) >= MAX_ACTIVE
-        if at_cap or not b.active:
-            allowed = (errors.TooManyHolds,) * at_cap + (errors.NotOnSale,) * (not b.active)
-            assert isinstance(got, allowed), got
-            self.follow_reclaim("res")
-            return
-        m.reclaim("res")
         seat_map = m.seat_map("res")
         taken = [i for i in picks if seat_map[i] != "0"]
         if taken:
@@ -296,23 +292,8 @@ class HoldMachine(RuleBasedStateMachine):
                 idempotency_key=key, accessible=ask))
         except errors.DomainError as exc:
             got = exc
-        if key is not None and (client, key) in m.idem:  # a retry
-            self.follow_reclaim("res")
-            hold_id, seen_fp = m.idem[(client, key)]
-            if not b.active and isinstance(got, errors.NotOnSale):
-                return
-            if seen_fp != fp:
-                assert isinstance(got, errors.IdempotencyMismatch), got
-                return
-            assert isinstance(got, Hold) and got.hold_id == hold_id, got
+        if self.answered_before_seats("res", got, client, key, fp):
             return
-        at_cap = m.counted(client) >= MAX_ACTIVE
-        if at_cap or not b.active:
-            allowed = (errors.TooManyHolds,) * at_cap + (errors.NotOnSale,) * (not b.active)
-            assert isinstance(got, allowed), got
-            self.follow_reclaim("res")
-            return
-        m.reclaim("res")
         seat_map = m.seat_map("res")
         expected = choose_pairs(seat_map, b.pairs, spaces, companions)
         if expected is None:
