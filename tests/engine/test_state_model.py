@@ -183,6 +183,23 @@ class HoldMachine(RuleBasedStateMachine):
         self.run(self.aclient.aclose())
         self.loop.close()
 
+    def hold(self, block: str, qty: int, client: str, key: str | None,
+             **choice: object) -> Hold | errors.DomainError:
+        """The engine's answer to a hold request of `client` in `block`: a hold or a refusal."""
+        try:
+            return self.run(self.engine.create(
+                self.model.blocks[block].keys, qty, owner=self.owner_of(client),
+                client=self.who(client), idempotency_key=key, **choice))
+        except errors.DomainError as exc:
+            return exc
+
+    def remember(self, got: Hold, block: str, client: str, key: str | None, fp: str) -> None:
+        """A new hold, checked against the model before: the model holds it too."""
+        self.model.holds.append(MHold(got.hold_id, block, client, self.owner_of(client),
+                                      got.quantity, list(got.seats)))
+        if key is not None:
+            self.model.idem[(client, key)] = (got.hold_id, fp)
+
     def answered_before_seats(self, block: str, got: Hold | errors.DomainError, client: str,
                               key: str | None, fp: str) -> bool:
         """Checks the answers that come before any seat is looked at: a retried key (the
@@ -219,14 +236,9 @@ class HoldMachine(RuleBasedStateMachine):
           client=st.sampled_from(sorted(CLIENTS)), key=st.sampled_from([None, None, "k1", "k2"]))
     def create(self, qty: int, allow_split: bool, client: str, key: str | None) -> None:
         block = CLIENTS[client][1]
-        m, b = self.model, self.model.blocks[block]
+        m = self.model
         fp = f"{block}|{qty}|{int(allow_split)}"
-        try:
-            got: Hold | errors.DomainError = self.run(self.engine.create(
-                b.keys, qty, owner=self.owner_of(client), client=self.who(client),
-                idempotency_key=key, allow_split=allow_split))
-        except errors.DomainError as exc:
-            got = exc
+        got = self.hold(block, qty, client, key, allow_split=allow_split)
 
         if self.answered_before_seats(block, got, client, key, fp):
             return
@@ -244,25 +256,17 @@ class HoldMachine(RuleBasedStateMachine):
         assert isinstance(got, Hold), got
         assert got.seats == expected
         assert got.quantity == qty and got.status == "active"
-        m.holds.append(MHold(got.hold_id, block, client, self.owner_of(client), qty,
-                             list(got.seats)))
-        if key is not None:
-            m.idem[(client, key)] = (got.hold_id, fp)
+        self.remember(got, block, client, key, fp)
 
     @rule(seats=st.sets(st.integers(0, ROWS * SPR - 1), min_size=1, max_size=4),
           client=st.sampled_from([c for c, (_, b) in CLIENTS.items() if b == "res"]),
           key=st.sampled_from([None, None, "k1", "k2"]))
     def pick(self, seats: set[int], client: str, key: str | None) -> None:
         """A fan picks seats: all of them or none, and never one that is held or sold."""
-        m, b = self.model, self.model.blocks["res"]
+        m = self.model
         picks = sorted(seats)
         fp = f"res|{len(picks)}|pick:{picks}"
-        try:
-            got: Hold | errors.DomainError = self.run(self.engine.create(
-                b.keys, len(picks), owner=self.owner_of(client), client=self.who(client),
-                idempotency_key=key, picks=picks))
-        except errors.DomainError as exc:
-            got = exc
+        got = self.hold("res", len(picks), client, key, picks=picks)
         if self.answered_before_seats("res", got, client, key, fp):
             return
         seat_map = m.seat_map("res")
@@ -273,10 +277,7 @@ class HoldMachine(RuleBasedStateMachine):
             return
         assert isinstance(got, Hold), got
         assert got.seats == picks and got.quantity == len(picks) and got.status == "active"
-        m.holds.append(MHold(got.hold_id, "res", client, self.owner_of(client), len(picks),
-                             picks))
-        if key is not None:
-            m.idem[(client, key)] = (got.hold_id, fp)
+        self.remember(got, "res", client, key, fp)
 
     @rule(spaces=st.integers(1, 3), companions=st.booleans(),
           client=st.sampled_from([c for c, (_, b) in CLIENTS.items() if b == "res"]),
@@ -286,12 +287,7 @@ class HoldMachine(RuleBasedStateMachine):
         m, b = self.model, self.model.blocks["res"]
         ask = Accessible(spaces, companions)
         fp = f"res|{ask.seats}|acc:{spaces}:{int(companions)}"
-        try:
-            got: Hold | errors.DomainError = self.run(self.engine.create(
-                b.keys, ask.seats, owner=self.owner_of(client), client=self.who(client),
-                idempotency_key=key, accessible=ask))
-        except errors.DomainError as exc:
-            got = exc
+        got = self.hold("res", ask.seats, client, key, accessible=ask)
         if self.answered_before_seats("res", got, client, key, fp):
             return
         seat_map = m.seat_map("res")
@@ -303,10 +299,7 @@ class HoldMachine(RuleBasedStateMachine):
             return
         assert isinstance(got, Hold), got
         assert got.seats == expected and got.accessible == spaces, got
-        m.holds.append(MHold(got.hold_id, "res", client, self.owner_of(client), ask.seats,
-                             expected))
-        if key is not None:
-            m.idem[(client, key)] = (got.hold_id, fp)
+        self.remember(got, "res", client, key, fp)
 
     @precondition(lambda self: not self.model.blocks["res"].released)
     @rule()
