@@ -29,6 +29,7 @@ import redis.asyncio as aredis
 
 from amphi import errors, keys
 from engine.best_available import choose_seats
+from engine.hold_types import Accessible
 from engine.holds import HoldEngine
 from engine.transport.connection import async_client
 
@@ -174,6 +175,41 @@ async def _picker_main(url: str, reserved: tuple[str, str], proc: int,
     return await _fire(client, attempts, proc, rnd, barrier)
 
 
+# -- fans who ask for wheelchair spaces, racing pickers and best available -----------------
+def _accessible_attempt(engine: HoldEngine, block: keys.BlockKeys, tag: str,
+                        companions: bool):
+    ask = Accessible(1, companions)
+
+    async def attempt() -> tuple:
+        try:
+            hold = await engine.create(block, ask.seats, owner=tag, client=tag, accessible=ask)
+        except errors.AccessibleUnavailable:
+            return ("accessible", "unavailable", companions)
+        return ("accessible", "held", companions, hold.hold_id, hold.seats)
+
+    return attempt
+
+
+async def _accessible_main(url: str, reserved: tuple[str, str], proc: int, n_asks: int,
+                           contested: list[list[int]], n_best: int, seed: int,
+                           barrier: Any) -> dict:
+    """`n_asks` fans asking for a wheelchair space (every other one without its companion
+    seat), every pick of `contested` (which name withheld seats) and `n_best`
+    best-available holds, all at once."""
+    client = _client(url)
+    engine = HoldEngine(client, ttl_seconds=600, max_quantity=8, max_active_per_owner=4,
+                        rate_limit_per_minute=0)
+    rnd = random.Random(seed)
+    block = _block(reserved)
+    attempts = [_accessible_attempt(engine, block, f"user:p{proc}-a{i}", i % 2 == 0)
+                for i in range(n_asks)]
+    attempts += [_pick_attempt(engine, block, f"user:p{proc}-k{i}", picks)
+                 for i, picks in enumerate(contested)]
+    attempts += [_engine_attempt(engine, block, "reserved", f"user:p{proc}-b{i}", rnd, 0.0)
+                 for i in range(n_best)]
+    return await _fire(client, attempts, proc, rnd, barrier)
+
+
 # -- the control: read seats, pick in Python, write back; no atomicity -----------------------
 async def _naive_hold(client: aredis.Redis, block: keys.BlockKeys, spr: int, qty: int,
                       tag: str) -> tuple:
@@ -235,6 +271,13 @@ def engine_process(*args: Any) -> dict:
 def picker_process(*args: Any) -> dict:
     try:
         return asyncio.run(_picker_main(*args, _BARRIER))
+    except BaseException:
+        return {"fatal": traceback.format_exc()}
+
+
+def accessible_process(*args: Any) -> dict:
+    try:
+        return asyncio.run(_accessible_main(*args, _BARRIER))
     except BaseException:
         return {"fatal": traceback.format_exc()}
 

@@ -1,11 +1,16 @@
-"""Accessible seating in the scripts: a late payment keeps a wheelchair user on wheelchair
-spaces, the rebuild from the ledger withholds them again, reconcile sees a block that does
-not, and a layout edited in the admin reaches a loaded block."""
+"""Accessible seating in the scripts: fans asking for wheelchair spaces from several OS
+processes at once, racing pickers and best available; a late payment keeps a wheelchair
+user on wheelchair spaces; the rebuild from the ledger withholds them again, reconcile sees
+a block that does not, and a layout edited in the admin reaches a loaded block."""
 
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
 
+import pytest
 import redis
 import redis.asyncio as aredis
 
@@ -13,8 +18,10 @@ from amphi import errors
 from amphi.accessible import parse_pairs
 from amphi.block_spec import BlockSpec
 from amphi.geometry import Geometry
+from amphi.settings import Settings
 from engine import blocks, drift, repair, sales
 from engine.hold_types import Accessible
+from tests.engine import _race_worker
 from tests.engine._support import (
     assert_block_ok,
     force_expire,
@@ -34,6 +41,65 @@ def loaded(client: redis.Redis, sold: list[int] | None = None, **changes) -> Blo
                                **changes)
     assert blocks.load_block(client, spec, sold or []) == "created"
     return spec
+
+
+# -- under real concurrency ---------------------------------------------------------------
+RACE_ROWS, RACE_SPR = 30, 20
+# six pairs: three at each end of the back row (DD), which best available reaches last
+RACE_PAIRS = parse_pairs("DD1+DD2, DD3+DD4, DD5+DD6, DD20+DD19, DD18+DD17, DD16+DD15",
+                         Geometry(RACE_ROWS, RACE_SPR))
+RACE_SEATS = {i for p in RACE_PAIRS for i in (p.space, p.companion)}
+PROCESSES, ASKS_EACH, BEST_EACH = 4, 60, 40  # the best-available holds sell the block out
+
+
+@pytest.fixture(scope="module")
+def workers() -> Iterator[Any]:
+    with _race_worker.race_pool(PROCESSES) as pool:
+        yield pool
+
+
+@pytest.mark.slow
+def test_concurrent_asks_get_each_pair_once(settings: Settings, redis_client: redis.Redis,
+                                            workers: Any) -> None:
+    """Four processes, each with 60 fans asking for a space, picks of the pairs' seats and of
+    the seats beside them, and best-available holds that take every other seat, all at
+    once: each pair goes to one fan, no pick or best-available hold gets a withheld seat."""
+    spec = dataclasses.replace(reserved_spec(new_block("accrace"), RACE_ROWS, RACE_SPR),
+                               accessible=RACE_PAIRS)
+    assert blocks.load_block(redis_client, spec) == "created"
+    # DD1-DD2, DD2-DD3, DD18-DD19 (withheld), A7-A8, DD14-DD15 (half withheld), 3 times each
+    contested = [[580, 581], [581, 582], [597, 598], [6, 7], [593, 594]] * 3
+    ref = (spec.block.event_date.isoformat(), spec.block.section)
+    reports = _race_worker.race(workers, _race_worker.accessible_process, [
+        (settings.redis_url, ref, p, ASKS_EACH, contested, BEST_EACH, 700 + p)
+        for p in range(PROCESSES)])
+    results = [r for rep in reports for r in rep["results"]]
+    assert not [r for r in results if r[0] == "error"], next(
+        r[1] for r in results if r[0] == "error")
+    asks = [r for r in results if r[0] == "accessible"]
+    held = [r for r in asks if r[1] == "held"]
+    assert len(asks) == PROCESSES * ASKS_EACH and len(held) == len(RACE_PAIRS)
+    pairs = []
+    for r in held:  # a space with its companion, or the space alone
+        pair = next(p for p in RACE_PAIRS if p.space in r[4])
+        wanted = sorted([pair.space, pair.companion]) if r[2] else [pair.space]
+        assert r[4] == wanted, r
+        pairs.append(pair)
+    assert sorted(pairs, key=lambda p: p.space) == sorted(RACE_PAIRS, key=lambda p: p.space)
+    claimed: Counter[int] = Counter(i for r in held for i in r[4])
+    for r in results:
+        if r[0] in ("pick", "reserved") and r[1] == "held":
+            got = r[4]
+            assert not set(got) & RACE_SEATS, r
+            claimed.update(got)
+    assert not [i for i, n in claimed.items() if n > 1], "a seat is in two holds"
+    seats = seat_string(redis_client, spec.block)
+    assert [i for i, c in enumerate(seats) if c == "H"] == sorted(claimed)
+    # the companions of spaces held alone stay withheld
+    alone = [p.companion for p in RACE_PAIRS if p.companion not in claimed]
+    assert [i for i, c in enumerate(seats) if c in "WC"] == sorted(alone)
+    assert meta(redis_client, spec.block)["withheld"] == str(len(alone))
+    assert_block_ok(redis_client, spec.block)
 
 
 def expected(spec: BlockSpec, tickets: list[int]) -> drift.Expected:
