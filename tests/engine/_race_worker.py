@@ -2,8 +2,8 @@
 'spawn' imports it).
 
 Each process opens its own connection pool, warms it up, waits on a shared barrier and
-then fires all its requests at once with asyncio. Results go back as plain
-tuples.
+then, at one instant shared by all of them, fires all its requests at once with asyncio.
+Results go back as plain tuples.
 """
 
 from __future__ import annotations
@@ -132,8 +132,7 @@ async def _fire(client: aredis.Redis | aredis.RedisCluster, attempts: list[Any],
     """Shuffle the attempts, wait for the other processes, run them all at once."""
     rnd.shuffle(attempts)
     await _warm_up(client, min(POOL_SIZE, len(attempts)))
-    barrier.wait(timeout=60)
-    started = time.time()
+    started = _start_together(barrier)
     results = await asyncio.gather(*(a() for a in attempts), return_exceptions=True)
     finished = time.time()
     await client.aclose()
@@ -155,7 +154,7 @@ def _pick_attempt(engine: HoldEngine, block: keys.BlockKeys, tag: str, picks: li
     return attempt
 
 
-PICKS_EACH = 3  # each process sends every contested pick this many times, as other fans
+PICKS_EACH = 6  # each process sends every contested pick this many times, as other fans
 
 
 async def _picker_main(url: str, reserved: tuple[str, str], proc: int,
@@ -238,8 +237,7 @@ async def _naive_main(url: str, reserved: tuple[str, str], spr: int, proc: int, 
     block = _block(reserved)
     qtys = [rnd.randint(1, 8) for _ in range(n)]
     await _warm_up(client, min(POOL_SIZE, n))
-    barrier.wait(timeout=60)
-    started = time.time()
+    started = _start_together(barrier)
     results = await asyncio.gather(
         *(_naive_hold(client, block, spr, q, f"user:p{proc}-n{i}") for i, q in enumerate(qtys)),
         return_exceptions=True,
@@ -253,12 +251,27 @@ async def _naive_main(url: str, reserved: tuple[str, str], spr: int, proc: int, 
 
 # -- process-pool entry points ----------------------------------------------------------------
 _BARRIER: Any = None
+_LAST_ARRIVAL: Any = None  # a shared double: when the last process reached the barrier
+START_DELAY = 0.2  # seconds after that arrival at which every process fires
 
 
-def init(barrier: Any) -> None:
-    """Pool initializer: the start barrier is handed over when the process is created."""
-    global _BARRIER
-    _BARRIER = barrier
+def init(barrier: Any, last_arrival: Any) -> None:
+    """Pool initializer: the start barrier and arrival time are handed over when the
+    process is created."""
+    global _BARRIER, _LAST_ARRIVAL
+    _BARRIER, _LAST_ARRIVAL = barrier, last_arrival
+
+
+def _start_together(barrier: Any) -> float:
+    """Wait for the other processes, then sleep until the instant they all sleep until, and
+    return it. The barrier alone is not enough: it wakes its waiters one after another,
+    each step a scheduler tick on a busy machine (4-12 ms measured on 2 cores), while a
+    batch can take 10 ms, so the first process could finish before the last had started."""
+    with _LAST_ARRIVAL.get_lock():
+        _LAST_ARRIVAL.value = max(_LAST_ARRIVAL.value, time.time())
+    barrier.wait(timeout=60)
+    time.sleep(max(0.0, _LAST_ARRIVAL.value + START_DELAY - time.time()))
+    return time.time()
 
 
 def engine_process(*args: Any) -> dict:
@@ -296,7 +309,7 @@ def race_pool(processes: int) -> Iterator[tuple[ProcessPoolExecutor, Any]]:
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(processes)
     pool = ProcessPoolExecutor(processes, mp_context=ctx, initializer=init,
-                               initargs=(barrier,))
+                               initargs=(barrier, ctx.Value("d", 0.0)))
     try:
         yield pool, barrier
     finally:
