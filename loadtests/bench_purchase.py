@@ -306,12 +306,24 @@ def summarise_log(path: Path, limit: int = 8) -> dict[str, Any]:
             if level in ("warning", "error", "critical"):
                 detail = entry.get("error") or entry.get("exc_info") or ""
                 problems[f"{level}: {entry.get('msg')} {str(detail)[:120]}".rstrip()] += 1
-            status = entry.get("status")
-            if isinstance(status, int) and status >= 500:
+            status = entry.get("status")  # of the access lines (the refusals' repeat it)
+            if isinstance(status, int) and status >= 500 and "method" in entry:
                 server_errors[f"{entry.get('method')} {entry.get('path')} {status}"] += 1
     return {"levels": dict(levels), "problems": dict(problems.most_common(limit)),
             "server_errors": dict(server_errors.most_common(limit)),
             "non_json_lines": raw_count, "non_json_sample": raw}
+
+
+def wait_until_quiet(client: redis.Redis, *, still: float = 0.3, limit: float = 10) -> None:
+    """Return once Redis has served no command but these INFO calls for `still` seconds (or
+    after `limit` seconds)."""
+    deadline = time.monotonic() + limit
+    served = client.info("stats")["total_commands_processed"]
+    while time.monotonic() < deadline:
+        time.sleep(still)
+        before, served = served, client.info("stats")["total_commands_processed"]
+        if served - before <= 1:
+            return
 
 
 # -- the fans' side -------------------------------------------------------------------------
@@ -622,8 +634,12 @@ class Bench:
         raise RuntimeError("amphi worker did not register with RQ within 60 s")
 
     def reload_blocks(self) -> None:
-        """Every block fresh (empty) in Redis: the baseline's holds are gone."""
-        redis.Redis(port=self.redis_port, db=0).flushdb()
+        """Every block fresh (empty) in Redis: the baseline's holds are gone. Once the API
+        has answered the holds wrk sent just before it stopped: flushed under them, they
+        would find no block (503)."""
+        client = redis.Redis(port=self.redis_port, db=0)
+        wait_until_quiet(client)
+        client.flushdb()
         amphi(self.env, "setup-venue", "--event-dates", *self.days)
 
     def load_sections(self) -> None:
