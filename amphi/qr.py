@@ -1,8 +1,9 @@
 """QR images of ticket payloads, as PNG bytes or a data URI for JSON and email.
 
 Made for speed, with qrcode's encoder: a confirmation email carries a QR code per ticket,
-and at an on-sale's pace (100 emails a second) qrcode's defaults cost ~35 ms of CPU a code
-on this project's 2-core machine. These choices bring that to ~2.5 ms:
+and at an on-sale's pace (100 emails a second) qrcode's defaults cost ~40 ms of CPU a code
+on this project's 2-core machines. These choices bring that to ~1.3 ms (2026-12-06, on a
+VM where it was 2.8 ms before the last two):
 - a fixed mask pattern: qrcode otherwise builds the symbol under all eight masks to score
   them. The score only prefers symbols with fewer large blocks; every mask is valid and
   decodes the same (ISO/IEC 18004 lets an encoder pick any), and our payloads are
@@ -10,14 +11,18 @@ on this project's 2-core machine. These choices bring that to ~2.5 ms:
 - the version computed from the payload's length, where qrcode's `fit` encodes the data
   again for each version it tries;
 - the codewords (the bit stream and its Reed-Solomon error correction) computed with
-  qrcode's own tables by a shift register (`codewords`): its division of Polynomial
-  objects was half of the time;
+  qrcode's own tables by a shift register held in one integer, with the generator's 255
+  multiples computed once (`codewords`): its division of Polynomial objects was half of
+  the time, and a register kept as a list still 1.3 ms a code;
 - the modules placed on a template per version that qrcode draws once (function
   patterns, format and version information) along the data positions in qrcode's order,
-  instead of qrcode's search of the whole matrix for every code. Tests hold the
-  codewords and the matrix to qrcode's own, and read every image back with zxing-cpp;
-- drawing the PNG from the module matrix with one Pillow resize instead of qrcode's image
-  factory, which paints each module as a rectangle.
+  by one `itemgetter` call that gathers the whole image, quiet zone included, from the
+  masked data bits (`_layout`), instead of qrcode's search of the whole matrix for every
+  code. Tests hold the codewords and the matrix to qrcode's own, and read every image back
+  with zxing-cpp;
+- drawing the PNG from those modules with one Pillow resize instead of qrcode's image
+  factory, which paints each module as a rectangle, and compressing it at zlib's fastest
+  level.
 A QR library with a native encoder would replace this; none is in the stack.
 """
 
@@ -26,6 +31,8 @@ from __future__ import annotations
 import base64
 import functools
 import io
+import operator
+from collections.abc import Callable
 
 import qrcode
 from PIL import Image
@@ -47,28 +54,27 @@ def version_for(data: bytes) -> int:
     raise ValueError(f"{len(data)} bytes do not fit in a QR code")
 
 
-def _divisor(ec_count: int) -> list[int]:
-    """The Reed-Solomon generator polynomial of `ec_count` codewords, as logs of its
-    coefficients after the leading 1 (qrcode's own table)."""
-    return [base.glog(c) for c in LUT.rsPoly_LUT[ec_count][1:]]
+@functools.cache
+def _generator_multiples(ec_count: int) -> tuple[int, ...]:
+    """The Reed-Solomon generator polynomial of `ec_count` codewords (qrcode's own table),
+    without its leading 1, times each byte value: each as one integer of `ec_count` bytes,
+    so that a step of the division is one XOR."""
+    logs = [base.glog(c) for c in LUT.rsPoly_LUT[ec_count][1:]]
+    exp = base.EXP_TABLE
+    return (0, *(int.from_bytes(bytes(exp[(base.glog(f) + g) % 255] for g in logs), "big")
+                 for f in range(1, 256)))
 
 
-_EXP = base.EXP_TABLE[:255] * 2  # exp of a sum of two logs, without the modulo
-
-
-def _remainder(data: list[int], divisor_logs: list[int]) -> list[int]:
-    """`data` times x^n modulo the generator: the block's error correction codewords, by
-    the shift-register division (qrcode divides Polynomial objects, a new one a step)."""
-    log, zero = base.LOG_TABLE, [0] * len(divisor_logs)
-    ecc = list(zero)
+def _remainder(data: list[int], ec_count: int) -> list[int]:
+    """`data` times x^n modulo the generator: the block's error correction codewords, by a
+    shift register held in one integer (qrcode divides Polynomial objects, a new one a step;
+    a list a step took 25 times as long as this)."""
+    multiples, top = _generator_multiples(ec_count), 8 * (ec_count - 1)
+    mask = (1 << 8 * ec_count) - 1
+    ecc = 0
     for byte in data:
-        factor = byte ^ ecc[0]
-        if factor:
-            f = log[factor]
-            ecc = [e ^ _EXP[f + g] for e, g in zip([*ecc[1:], 0], divisor_logs, strict=True)]
-        else:
-            ecc = [*ecc[1:], 0]
-    return ecc
+        ecc = ((ecc << 8) & mask) ^ multiples[(ecc >> top) ^ byte]
+    return list(ecc.to_bytes(ec_count, "big"))
 
 
 def codewords(data: bytes, version: int) -> list[int]:
@@ -93,7 +99,7 @@ def codewords(data: bytes, version: int) -> list[int]:
         chunk = stream[offset:offset + block.data_count]
         offset += block.data_count
         data_blocks.append(chunk)
-        ecc_blocks.append(_remainder(chunk, _divisor(block.total_count - block.data_count)))
+        ecc_blocks.append(_remainder(chunk, block.total_count - block.data_count))
     out = []
     for group in (data_blocks, ecc_blocks):
         for i in range(max(len(b) for b in group)):
@@ -127,35 +133,63 @@ def _template(version: int) -> tuple[list[list[bool | None]], list[tuple[int, in
     return code.modules, order
 
 
-def matrix(payload: str) -> list[list[bool]]:
-    """The symbol's modules, row by row (True: dark), without the quiet zone: the
-    codewords' bits laid along the version's data modules, masked (mask 0 darkens where
-    row + column is even), on qrcode's template. tests/test_qr.py holds it to qrcode's."""
+@functools.cache
+def _layout(version: int) -> tuple[int, int, Callable[[str], tuple[str, ...]]]:
+    """For `version`: how many data modules it has; mask 0 over them as an integer (bit i,
+    from the most significant, set where data module i is at an even row + column); and a
+    getter that takes the data modules' bits followed by "01" as a string and returns the
+    whole symbol with its quiet zone, row by row, one character a module: placing the
+    modules is one C call instead of a Python loop over them."""
+    template, order = _template(version)
+    count, n, size = len(order), len(template), len(template) + 2 * BORDER
+    data_index = {place: i for i, place in enumerate(order)}
+    mask = int("".join("1" if (row + col) % 2 == 0 else "0" for row, col in order), 2)
+    light, dark = count, count + 1  # where the "01" after the data bits are
+    gather = []
+    for row in range(-BORDER, n + BORDER):
+        for col in range(-BORDER, n + BORDER):
+            if not (0 <= row < n and 0 <= col < n):
+                gather.append(light)
+            elif (row, col) in data_index:
+                gather.append(data_index[row, col])
+            else:
+                gather.append(dark if template[row][col] else light)
+    assert len(gather) == size * size
+    return count, mask, operator.itemgetter(*gather)
+
+
+def _symbol(payload: str) -> tuple[int, str]:
+    """The symbol with its quiet zone, row by row, "1" a dark module and "0" a light one,
+    and its side: the codewords' bits laid along the version's data modules, masked, on
+    qrcode's template."""
     data = payload.encode()
     version = version_for(data)
-    template, order = _template(version)
-    modules = [list(row) for row in template]
-    bits = "".join(f"{word:08b}" for word in codewords(data, version)).ljust(len(order), "0")
-    for (row, col), bit in zip(order, bits, strict=False):
-        modules[row][col] = (bit == "1") != ((row + col) % 2 == 0)
-    return modules  # type: ignore[return-value]  # no module is None any more
+    count, mask, lay_out = _layout(version)
+    words = codewords(data, version)
+    bits = int.from_bytes(bytes(words), "big") << (count - 8 * len(words))  # remainder bits 0
+    return version * 4 + 17 + 2 * BORDER, "".join(lay_out(f"{bits ^ mask:0{count}b}01"))
 
 
-_GREY = bytes([255, 0]) + bytes(254)  # a module's bool as a byte: light 255, dark 0
+def matrix(payload: str) -> list[list[bool]]:
+    """The symbol's modules, row by row (True: dark), without the quiet zone.
+    tests/test_qr.py holds it to what qrcode draws."""
+    size, symbol = _symbol(payload)
+    return [[symbol[row * size + col] == "1" for col in range(BORDER, size - BORDER)]
+            for row in range(BORDER, size - BORDER)]
+
+
+_PIXELS = bytes.maketrans(b"01", b"\xff\x00")  # a module as an 8-bit pixel: light, dark
 
 
 def png(payload: str) -> bytes:
-    modules = matrix(payload)
-    size = len(modules) + 2 * BORDER
-    quiet = b"\xff" * BORDER
-    rows = [quiet + bytes(row).translate(_GREY) + quiet for row in modules]
-    blank = b"\xff" * size
-    image = Image.frombytes("L", (size, size),
-                            blank * BORDER + b"".join(rows) + blank * BORDER).convert("1")
+    size, symbol = _symbol(payload)
+    image = Image.frombytes("L", (size, size), symbol.encode().translate(_PIXELS)).convert("1")
     # one bit a pixel before scaling up: the same PNG as scaling the 8-bit image, 4x faster
     image = image.resize((size * BOX_SIZE, size * BOX_SIZE), Image.Resampling.NEAREST)
     buf = io.BytesIO()
-    image.save(buf, format="PNG")
+    # zlib's fastest level: half the time of the default (6) for a PNG a fifth larger
+    # (~1.6 KB), which an email does not notice
+    image.save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
 
 
