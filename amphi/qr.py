@@ -141,7 +141,7 @@ def _layout(version: int) -> tuple[int, int, Callable[[str], tuple[str, ...]]]:
     whole symbol with its quiet zone, row by row, one character a module: placing the
     modules is one C call instead of a Python loop over them."""
     template, order = _template(version)
-    count, n, size = len(order), len(template), len(template) + 2 * BORDER
+    count, n = len(order), len(template)
     data_index = {place: i for i, place in enumerate(order)}
     mask = int("".join("1" if (row + col) % 2 == 0 else "0" for row, col in order), 2)
     light, dark = count, count + 1  # where the "01" after the data bits are
@@ -154,7 +154,6 @@ def _layout(version: int) -> tuple[int, int, Callable[[str], tuple[str, ...]]]:
                 gather.append(data_index[row, col])
             else:
                 gather.append(dark if template[row][col] else light)
-    assert len(gather) == size * size
     return count, mask, operator.itemgetter(*gather)
 
 
