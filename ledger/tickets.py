@@ -28,7 +28,7 @@ from ledger.venue_seed import VENUE_NAME
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at a gate
 # A random byte -> a symbol: 32 symbols divide 256 byte values, 8 each, so every symbol is
 # equally likely. One token_bytes call a code instead of ten secrets.choice calls: 1.4
-# against 24 us, four codes an order (docs/changelog.md, 2026-12-06).
+# against 24 us, two codes a seat (docs/changelog.md, 2026-12-06).
 CODE_SYMBOLS = bytes.maketrans(bytes(range(256)), _CODE_ALPHABET.encode() * 8)
 
 

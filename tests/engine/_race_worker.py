@@ -109,7 +109,7 @@ def _duplicate_attempt(engine: HoldEngine, block: keys.BlockKeys, j: int):
 
 
 async def _engine_main(url: str, reserved: tuple[str, str], ga: tuple[str, str], proc: int,
-                       n_reserved: int, n_ga: int, seed: int, barrier: Any) -> dict:
+                       n_reserved: int, n_ga: int, seed: int) -> dict:
     client = _client(url)
     engine = HoldEngine(client, ttl_seconds=600, max_quantity=8, max_active_per_owner=4,
                         rate_limit_per_minute=0)
@@ -124,15 +124,15 @@ async def _engine_main(url: str, reserved: tuple[str, str], ga: tuple[str, str],
         _duplicate_attempt(engine, _block(reserved), j)
         for j in range(DUPLICATES) for _ in range(2)
     ]
-    return await _fire(client, attempts, proc, rnd, barrier)
+    return await _fire(client, attempts, proc, rnd)
 
 
 async def _fire(client: aredis.Redis | aredis.RedisCluster, attempts: list[Any], proc: int,
-                rnd: random.Random, barrier: Any) -> dict:
+                rnd: random.Random) -> dict:
     """Shuffle the attempts, wait for the other processes, run them all at once."""
     rnd.shuffle(attempts)
     await _warm_up(client, min(POOL_SIZE, len(attempts)))
-    started = _start_together(barrier)
+    started = _start_together()
     results = await asyncio.gather(*(a() for a in attempts), return_exceptions=True)
     finished = time.time()
     await client.aclose()
@@ -158,8 +158,7 @@ PICKS_EACH = 6  # each process sends every contested pick this many times, as ot
 
 
 async def _picker_main(url: str, reserved: tuple[str, str], proc: int,
-                       contested: list[list[int]], n_best: int, seed: int,
-                       barrier: Any) -> dict:
+                       contested: list[list[int]], n_best: int, seed: int) -> dict:
     """Every process sends every pick of `contested` (the same lists in each process,
     PICKS_EACH times) and `n_best` best-available holds, all at once."""
     client = _client(url)
@@ -171,7 +170,7 @@ async def _picker_main(url: str, reserved: tuple[str, str], proc: int,
                 for i, picks in enumerate(contested) for j in range(PICKS_EACH)]
     attempts += [_engine_attempt(engine, block, "reserved", f"user:p{proc}-b{i}", rnd, 0.0)
                  for i in range(n_best)]
-    return await _fire(client, attempts, proc, rnd, barrier)
+    return await _fire(client, attempts, proc, rnd)
 
 
 # -- fans who ask for wheelchair spaces, racing pickers and best available -----------------
@@ -190,8 +189,7 @@ def _accessible_attempt(engine: HoldEngine, block: keys.BlockKeys, tag: str,
 
 
 async def _accessible_main(url: str, reserved: tuple[str, str], proc: int, n_asks: int,
-                           contested: list[list[int]], n_best: int, seed: int,
-                           barrier: Any) -> dict:
+                           contested: list[list[int]], n_best: int, seed: int) -> dict:
     """`n_asks` fans asking for a wheelchair space (every other one without its companion
     seat), every pick of `contested` (which name withheld seats) and `n_best`
     best-available holds, all at once."""
@@ -206,7 +204,7 @@ async def _accessible_main(url: str, reserved: tuple[str, str], proc: int, n_ask
                  for i, picks in enumerate(contested)]
     attempts += [_engine_attempt(engine, block, "reserved", f"user:p{proc}-b{i}", rnd, 0.0)
                  for i in range(n_best)]
-    return await _fire(client, attempts, proc, rnd, barrier)
+    return await _fire(client, attempts, proc, rnd)
 
 
 # -- the control: read seats, pick in Python, write back; no atomicity -----------------------
@@ -231,13 +229,13 @@ async def _naive_hold(client: aredis.Redis, block: keys.BlockKeys, spr: int, qty
 
 
 async def _naive_main(url: str, reserved: tuple[str, str], spr: int, proc: int, n: int,
-                      seed: int, barrier: Any) -> dict:
+                      seed: int) -> dict:
     client = _client(url)
     rnd = random.Random(seed)
     block = _block(reserved)
     qtys = [rnd.randint(1, 8) for _ in range(n)]
     await _warm_up(client, min(POOL_SIZE, n))
-    started = _start_together(barrier)
+    started = _start_together()
     results = await asyncio.gather(
         *(_naive_hold(client, block, spr, q, f"user:p{proc}-n{i}") for i, q in enumerate(qtys)),
         return_exceptions=True,
@@ -262,42 +260,42 @@ def init(barrier: Any, last_arrival: Any) -> None:
     _BARRIER, _LAST_ARRIVAL = barrier, last_arrival
 
 
-def _start_together(barrier: Any) -> float:
+def _start_together() -> float:
     """Wait for the other processes, then sleep until the instant they all sleep until, and
     return it. The barrier alone is not enough: it wakes its waiters one after another,
     each step a scheduler tick on a busy machine (4-12 ms measured on 2 cores), while a
     batch can take 10 ms, so the first process could finish before the last had started."""
     with _LAST_ARRIVAL.get_lock():
         _LAST_ARRIVAL.value = max(_LAST_ARRIVAL.value, time.time())
-    barrier.wait(timeout=60)
+    _BARRIER.wait(timeout=60)
     time.sleep(max(0.0, _LAST_ARRIVAL.value + START_DELAY - time.time()))
     return time.time()
 
 
 def engine_process(*args: Any) -> dict:
     try:
-        return asyncio.run(_engine_main(*args, _BARRIER))
+        return asyncio.run(_engine_main(*args))
     except BaseException:
         return {"fatal": traceback.format_exc()}
 
 
 def picker_process(*args: Any) -> dict:
     try:
-        return asyncio.run(_picker_main(*args, _BARRIER))
+        return asyncio.run(_picker_main(*args))
     except BaseException:
         return {"fatal": traceback.format_exc()}
 
 
 def accessible_process(*args: Any) -> dict:
     try:
-        return asyncio.run(_accessible_main(*args, _BARRIER))
+        return asyncio.run(_accessible_main(*args))
     except BaseException:
         return {"fatal": traceback.format_exc()}
 
 
 def naive_process(*args: Any) -> dict:
     try:
-        return asyncio.run(_naive_main(*args, _BARRIER))
+        return asyncio.run(_naive_main(*args))
     except BaseException:
         return {"fatal": traceback.format_exc()}
 
@@ -305,7 +303,8 @@ def naive_process(*args: Any) -> dict:
 # -- the parent's side --------------------------------------------------------------------
 @contextmanager
 def race_pool(processes: int) -> Iterator[tuple[ProcessPoolExecutor, Any]]:
-    """`processes` spawned processes that start each batch together, and their barrier."""
+    """`processes` spawned processes that start each batch together, and their barrier
+    (the parent aborts it when a process does not finish)."""
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(processes)
     pool = ProcessPoolExecutor(processes, mp_context=ctx, initializer=init,
